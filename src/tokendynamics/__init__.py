@@ -1,0 +1,12 @@
+"""tokendynamics: extremely short video token representations for video LLMs (Token Dynamics,
+arXiv 2503.16980).
+
+    import tokendynamics as td
+    h = td.hash_video(tokens, num_tokens=8)   # tokens [T, H, W, D] or [B, T, H, W, D]
+    h.table, h.key_map, h.reconstruct(), h.distortion()
+"""
+
+from .hashing import TokenHashTable, hash_video
+
+__version__ = "0.1.0"
+__all__ = ["TokenHashTable", "hash_video", "__version__"]

@@ -1,0 +1,54 @@
+"""Argument checks shared by every user-facing entry point.
+
+Each check raises ``TypeError`` or ``ValueError`` with a message that names the argument and says what was
+expected, so that a user never has to read a stack trace to learn what was wrong.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_video_tokens(tokens, name: str = "tokens") -> torch.Tensor:
+    """Check a token video and return it as ``[B, T, H, W, D]`` (a view; a single video gains B=1).
+
+    Accepts ``[T, H, W, D]`` or ``[B, T, H, W, D]`` floating tensors with no empty dimension and only
+    finite values.
+    """
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [T, H, W, D] or [B, T, H, W, D], "
+                        f"got {type(tokens).__name__}")
+    if tokens.dim() not in (4, 5):
+        raise ValueError(f"{name} must have shape [T, H, W, D] or [B, T, H, W, D], "
+                         f"got {tokens.dim()} dimensions {tuple(tokens.shape)}")
+    if tokens.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a floating tensor (float32, float16, bfloat16 or float64), "
+                        f"got {tokens.dtype}")
+    if tokens.numel() == 0:
+        raise ValueError(f"{name} must not have an empty dimension, got shape {tuple(tokens.shape)}")
+    check_finite(tokens, name)
+    return tokens if tokens.dim() == 5 else tokens.unsqueeze(0)
+
+
+def check_finite(tensor: torch.Tensor, name: str) -> None:
+    """Raise if ``tensor`` holds NaN or infinity."""
+    if not bool(torch.isfinite(torch.stack(torch.aminmax(tensor))).all()):  # NaN propagates; no big temporary
+        raise ValueError(f"{name} must contain only finite values (found NaN or infinity)")
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= 1 (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,271 @@
+"""Batched k-means: k-means++ seeding and Lloyd iterations for a whole batch of videos at once.
+
+Shapes: ``B`` videos, ``N`` points (tokens) each, ``D`` features, ``K`` clusters.
+
+Every video of a batch is clustered by the same tensor operations (no Python loop over videos), and a
+video's result does not depend on the rest of its batch: the seeding sample and the random draws are
+derived from ``seed`` alone, and a video stops changing as soon as it has converged.
+
+Metrics: ``"l2"`` is Lloyd's k-means on the features; ``"cosine"`` is spherical k-means, i.e. the same on
+L2-normalised features with normalised centroids, whose inertia is ``sum(2 - 2 cos)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+METRICS = ("cosine", "l2")
+_GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
+_PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
+
+
+@dataclass
+class KMeansResult:
+    """What :func:`kmeans` found.
+
+    centroids: ``[B, K, D]`` float32, in the clustering space (normalised for ``"cosine"``).
+    labels: ``[B, N]`` int64 in ``[0, K)``; masked-out points get 0.
+    inertia: ``[B]`` float32, sum of squared distances of valid points to their centroid.
+    iterations: ``[B]`` int64, Lloyd iterations each video ran before it converged or hit the cap.
+    """
+
+    centroids: torch.Tensor
+    labels: torch.Tensor
+    inertia: torch.Tensor
+    iterations: torch.Tensor
+
+
+@dataclass
+class Features:
+    """Points prepared for clustering, without copying them.
+
+    x: ``[B, N, D]`` float32 points as given. scale: ``[B, N]`` factor that maps a row into the clustering
+    space (``1/|x|`` for ``"cosine"``, 1 for ``"l2"``; 0 for masked-out points). sq_norms: ``[B, N]``
+    squared norms in that space. mask: ``[B, N]`` bool valid points.
+    """
+
+    x: torch.Tensor
+    scale: torch.Tensor
+    sq_norms: torch.Tensor
+    mask: torch.Tensor
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Points ``idx`` ``[B, M]`` in the clustering space -> ``[B, M, D]``."""
+        return take(self.x, idx) * self.scale.gather(1, idx).unsqueeze(-1)
+
+    def select(self, videos: torch.Tensor) -> "Features":
+        """The features of a subset of the batch, ``videos`` ``[B']`` int64."""
+        return Features(self.x[videos], self.scale[videos], self.sq_norms[videos], self.mask[videos])
+
+
+def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None) -> Features:
+    """Prepare ``x`` ``[B, N, D]`` for clustering with ``metric``; ``mask`` ``[B, N]`` bool (default all)."""
+    x = x.float()
+    if mask is None:
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    sq = torch.einsum("bnd,bnd->bn", x, x)
+    if metric == "cosine":
+        scale = sq.sqrt().clamp_min(1e-12).reciprocal()
+        sq = (sq > 0).float()
+    else:
+        scale = torch.ones_like(sq)
+    return Features(x, scale * mask, sq * mask, mask)
+
+
+def take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` ``[B, M]`` of ``x`` ``[B, N, D]`` -> ``[B, M, D]`` (one indexed copy of the rows)."""
+    b, n, d = x.shape
+    flat = idx + torch.arange(b, device=x.device).unsqueeze(1) * n
+    return x.reshape(b * n, d).index_select(0, flat.reshape(-1)).view(*idx.shape, d)
+
+
+def squared_distances(a: torch.Tensor, a_sq: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``|a_n - c_m|^2`` for ``a`` ``[B, N, D]`` (squared norms ``a_sq`` ``[B, N]``) and ``c`` ``[B, M, D]``
+    -> ``[B, N, M]``."""
+    c_sq = torch.einsum("bmd,bmd->bm", c, c).unsqueeze(1)
+    return (a_sq.unsqueeze(-1) + c_sq - 2 * torch.bmm(a, c.transpose(1, 2))).clamp_min_(0)
+
+
+def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.Tensor | None = None,
+                 dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster weighted sums and member counts, deterministic (no atomics).
+
+    x: ``[B, N, D]`` float; labels: ``[B, N]`` in ``[0, k]``, where ``k`` marks points to leave out;
+    weights: ``[B, N]`` (default 1); dtype: accumulation dtype (default x's). Returns sums ``[B, k, D]``
+    in ``dtype`` and counts ``[B, k]`` int64. CUDA: a dense one-hot product. CPU: a sparse one-hot
+    product in x's dtype, or chunked index_add where x must be converted (no full-size copy).
+    """
+    b, n, d = x.shape
+    dtype = dtype or x.dtype
+    flat = (labels + torch.arange(b, device=x.device).unsqueeze(1) * (k + 1)).reshape(-1)
+    members = torch.bincount(flat, minlength=b * (k + 1))
+    counts = members.view(b, k + 1)[:, :k]
+    w = None if weights is None else weights.reshape(-1).to(dtype)
+    if x.is_cuda:
+        one_hot = F.one_hot(labels, k + 1)[..., :k].to(dtype)  # [B, N, k]
+        if w is not None:
+            one_hot = one_hot * w.view(b, n, 1)
+        return torch.bmm(one_hot.transpose(1, 2), x.to(dtype)), counts
+    rows = x.reshape(b * n, d)
+    if dtype == x.dtype:
+        order = torch.argsort(flat, stable=True)
+        values = torch.ones(b * n, dtype=dtype) if w is None else w[order]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sparse CSR is "beta" in PyTorch; its matmul is what we need
+            one_hot = torch.sparse_csr_tensor(F.pad(members.cumsum(0), (1, 0)), order, values,
+                                              size=(b * (k + 1), b * n))
+        sums = one_hot @ rows
+    else:
+        sums = torch.zeros(b * (k + 1), d, dtype=dtype)
+        step = max(1, (1 << 18) // d)
+        buf = torch.empty(min(step, b * n), d, dtype=dtype)  # one small buffer, reused
+        for i in range(0, b * n, step):
+            part = buf[: rows[i : i + step].shape[0]].copy_(rows[i : i + step])
+            if w is not None:
+                part.mul_(w[i : i + step, None])
+            sums.index_add_(0, flat[i : i + step], part)
+    return sums.view(b, k + 1, d)[:, :k], counts
+
+
+def _seed_sample(mask: torch.Tensor, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``[B, S]`` of the points that k-means++ seeds from, and which of them are real ``[B, S]``.
+
+    All valid points when a video has at most ``size``; otherwise ``size`` points spread evenly over the
+    valid ones by a golden-ratio sequence (no aliasing with the token grid), offset by ``seed``.
+    """
+    b, n = mask.shape
+    s = min(size, n)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # valid positions first
+    n_valid = mask.sum(1, keepdim=True)  # [B, 1]
+    j = torch.arange(s, device=mask.device)
+    frac = torch.frac(seed * _PLASTIC + j.double() * _GOLDEN)
+    spread = (frac.unsqueeze(0) * n_valid).long()
+    pick = torch.where(n_valid <= s, j.unsqueeze(0), spread)
+    valid = pick < n_valid
+    return order.gather(1, pick.clamp(max=n - 1)), valid
+
+
+def kmeans_plusplus(
+    feats: Features,
+    k: int,
+    *,
+    seed: int = 0,
+    sample_size: int | None = None,
+    local_trials: int | None = None,
+) -> torch.Tensor:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's local trials).
+
+    Seeds from a sample of ``sample_size`` points per video (default ``max(1024, 32 * k)``).
+    Returns ``[B, k, D]`` in the clustering space. The first ``j`` seeds do not depend on ``k``, so a
+    smaller K's seeds are a prefix of a larger one's. Once every sampled point is covered, further seeds
+    repeat a point (zero distance); Lloyd re-seeds such duplicates or leaves them empty.
+    """
+    trials = local_trials or 2 + int(math.log(k))
+    idx, valid = _seed_sample(feats.mask, sample_size or max(1024, 32 * k), seed)
+    pts = feats.rows(idx)  # [B, S, D]
+    pts_sq = feats.sq_norms.gather(1, idx)
+    weight = valid.to(pts.dtype)
+    last = pts.shape[1] - 1
+    gen = torch.Generator().manual_seed(seed)
+    draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(pts.device)
+
+    first = (draws[0, :1] * valid.sum(1)).long().clamp_max(last)  # [B]
+    chosen = [first]
+    d2 = squared_distances(pts, pts_sq, take(pts, first.unsqueeze(1))).squeeze(-1)  # [B, S]
+    for i in range(1, k):
+        cum = (d2 * weight).double().cumsum(1)
+        targets = draws[i].unsqueeze(0) * cum[:, -1:]  # [B, trials]
+        cand = torch.searchsorted(cum, targets, right=True).clamp_max(last)
+        dc = torch.minimum(d2.unsqueeze(-1), squared_distances(pts, pts_sq, take(pts, cand)))
+        best = (dc * weight.unsqueeze(-1)).sum(1).argmin(1, keepdim=True)  # [B, 1]: lowest potential
+        chosen.append(cand.gather(1, best).squeeze(1))
+        d2 = dc.gather(2, best.unsqueeze(1).expand(-1, dc.shape[1], 1)).squeeze(-1)
+    return take(pts, torch.stack(chosen, 1))
+
+
+def _assign(feats: Features, centroids, live):
+    """Nearest live centroid: labels ``[B, N]`` and squared distances ``[B, N]`` (0 where masked)."""
+    c_sq = torch.einsum("bkd,bkd->bk", centroids, centroids).unsqueeze(1)
+    scores = torch.bmm(feats.x, centroids.transpose(1, 2)).mul_(feats.scale.unsqueeze(-1))
+    scores.sub_(0.5 * c_sq).masked_fill_(~live.unsqueeze(1), float("-inf"))  # x.c - |c|^2 / 2
+    best, labels = scores.max(-1)
+    return labels, (feats.sq_norms - 2 * best).clamp_min_(0) * feats.mask
+
+
+def _update(feats: Features, labels, dist, centroids, live, metric):
+    """New centroids ``[B, K, D]``: cluster means; empty live clusters re-seeded from the farthest points."""
+    k = centroids.shape[1]
+    sums, counts = cluster_sums(feats.x, torch.where(feats.mask, labels, k), k, feats.scale)
+    means = sums / counts.clamp_min(1).unsqueeze(-1)
+    if metric == "cosine":
+        means = F.normalize(means, dim=-1)
+    empty = (counts == 0) & live  # [B, K]
+    far_dist, far_idx = dist.topk(min(k, dist.shape[1]), dim=1)  # farthest points first
+    rank = (empty.cumsum(1) - 1).clamp(0, far_idx.shape[1] - 1)  # j-th empty cluster takes j-th farthest
+    reseed = empty & (far_dist.gather(1, rank) > 0)
+    means = torch.where(reseed.unsqueeze(-1), feats.rows(far_idx.gather(1, rank)), means)
+    return torch.where(((counts > 0) | reseed).unsqueeze(-1), means, centroids)
+
+
+def lloyd(
+    feats: Features,
+    init: torch.Tensor,
+    num_clusters: torch.Tensor,
+    *,
+    metric: str,
+    max_iters: int,
+    tol: float,
+) -> KMeansResult:
+    """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
+
+    num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``).
+    """
+    b, dev = feats.x.shape[0], feats.x.device
+    live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
+    centroids = init
+    labels, dist = _assign(feats, centroids, live)
+    inertia = dist.sum(1)
+    active = torch.ones(b, dtype=torch.bool, device=dev)
+    iterations = torch.zeros(b, dtype=torch.long, device=dev)
+    for _ in range(max_iters):
+        new_c = _update(feats, labels, dist, centroids, live, metric)
+        new_labels, new_dist = _assign(feats, new_c, live)
+        new_inertia = new_dist.sum(1)
+        done = (new_labels == labels).all(1) | (inertia - new_inertia <= tol * inertia)
+        a = active.unsqueeze(1)  # a converged video stays as it is, whatever the rest of the batch does
+        centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
+        labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
+        inertia = torch.where(active, new_inertia, inertia)
+        iterations += active.long()
+        active = active & ~done
+        if not bool(active.any()):
+            break
+    return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
+
+
+def kmeans(
+    x: torch.Tensor,
+    num_clusters: int | torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    metric: str = "cosine",
+    max_iters: int = 100,
+    tol: float = 1e-4,
+    seed: int = 0,
+    sample_size: int | None = None,
+) -> KMeansResult:
+    """Cluster each video of a batch: greedy k-means++ seeding, then Lloyd iterations.
+
+    x: ``[B, N, D]`` points. num_clusters: an int, or ``[B]`` int64 for a different K per video.
+    mask: ``[B, N]`` bool, valid points (default all). A video stops when its labels no longer change
+    or its inertia fell by less than ``tol`` (relative) in one iteration, or after ``max_iters``.
+    """
+    feats = prepare(x, metric, mask)
+    k = torch.as_tensor(num_clusters, device=x.device).expand(x.shape[0])
+    init = kmeans_plusplus(feats, int(k.max()), seed=seed, sample_size=sample_size)
+    return lloyd(feats, init, k, metric=metric, max_iters=max_iters, tol=tol)

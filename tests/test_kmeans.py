@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+
+from tokendynamics.kmeans import cluster_sums, kmeans
+
+
+def _inertia(x, labels):
+    """Sum of squared distances to cluster means, float64, for ``x`` ``[N, D]``."""
+    x = x.double()
+    k = int(labels.max()) + 1
+    sums = torch.zeros(k, x.shape[1], dtype=torch.float64).index_add_(0, labels, x)
+    means = sums / torch.bincount(labels, minlength=k).clamp_min(1).unsqueeze(1)
+    return float(((x - means[labels]) ** 2).sum())
+
+
+def _blobs(n, d, k, seed, spread=0.3):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=g) * 3
+    return centers[torch.randint(0, k, (n,), generator=g)] + spread * torch.randn(n, d, generator=g)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_l2_inertia_matches_sklearn(seed):
+    x = _blobs(600, 8, 6, seed, spread=1.0)
+    ours = kmeans(x[None], 6, metric="l2", seed=seed).labels[0]
+    theirs = torch.as_tensor(KMeans(6, random_state=seed, n_init=1).fit(x.numpy()).labels_).long()
+    assert _inertia(x, ours) <= _inertia(x, theirs) * 1.02
+
+
+def test_cosine_clusters_directions_not_lengths():
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.nn.functional.normalize(torch.randn(3, 16, generator=g), dim=-1)
+    which = torch.arange(300) % 3
+    lengths = torch.rand(300, 1, generator=g) * 10 + 0.1  # lengths vary wildly; directions decide
+    res = kmeans((dirs[which] * lengths)[None], 3, metric="cosine")
+    labels = res.labels[0]
+    for c in range(3):
+        assert labels[which == c].unique().numel() == 1
+    assert labels.unique().numel() == 3
+    assert torch.allclose(res.centroids.norm(dim=-1), torch.ones(1, 3))
+
+
+def test_reported_inertia_is_the_inertia_of_the_labels():
+    x = _blobs(400, 5, 4, 7)
+    res = kmeans(x[None], 4, metric="l2", tol=0)
+    assert res.inertia.item() == pytest.approx(_inertia(x, res.labels[0]), rel=1e-4)
+
+
+def test_per_video_k_and_batch_independence():
+    xs = torch.stack([_blobs(300, 6, 5, s) for s in range(3)])
+    k = torch.tensor([2, 5, 3])
+    together = kmeans(xs, k, metric="l2", seed=4)
+    for b in range(3):
+        alone = kmeans(xs[b : b + 1], int(k[b]), metric="l2", seed=4)
+        assert torch.equal(together.labels[b], alone.labels[0])
+        assert int(together.labels[b].max()) < int(k[b])
+
+
+def test_mask_ignores_padding():
+    x = _blobs(250, 6, 4, 9)
+    padded = torch.cat([x, 100 * torch.randn(50, 6)])[None]
+    mask = torch.arange(300)[None] < 250
+    with_mask = kmeans(padded, 4, mask=mask, seed=2)
+    plain = kmeans(x[None], 4, seed=2)
+    assert torch.equal(with_mask.labels[0, :250], plain.labels[0])
+    assert torch.all(with_mask.labels[0, 250:] == 0)
+    assert with_mask.inertia.item() == pytest.approx(plain.inertia.item(), rel=1e-5)
+
+
+def test_empty_clusters_are_reseeded_from_distinct_points():
+    # 5 distinct points, K = 5: every point must end up in its own cluster even though the seeding
+    # sample is forced to cover only part of the data
+    x = torch.repeat_interleave(torch.eye(5) * torch.arange(1, 6).unsqueeze(1), 40, dim=0)
+    res = kmeans(x[None], 5, metric="l2", sample_size=8)
+    assert res.labels[0].unique().numel() == 5
+    assert res.inertia.item() == pytest.approx(0, abs=1e-6)
+
+
+def test_cluster_sums_weights_and_ignored_label():
+    x = torch.arange(12, dtype=torch.float32).view(1, 4, 3)
+    labels = torch.tensor([[0, 1, 0, 2]])  # label 2 == k: ignored
+    sums, counts = cluster_sums(x, labels, 2, torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    assert torch.equal(counts, torch.tensor([[2, 1]]))
+    assert torch.allclose(sums[0, 0], x[0, 0] + 3 * x[0, 2])
+    assert torch.allclose(sums[0, 1], 2 * x[0, 1])
+
+
+def test_same_seed_same_result_other_seed_runs():
+    x = _blobs(500, 4, 8, 5)[None]
+    a, b = kmeans(x, 8, seed=11), kmeans(x, 8, seed=11)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.centroids, b.centroids)
+    assert np.isfinite(kmeans(x, 8, seed=12).inertia.item())
