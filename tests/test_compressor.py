@@ -1,0 +1,168 @@
+import pytest
+import torch
+
+import tokendynamics as td
+from tokendynamics.data import planted_token_video
+
+
+def _video(frames=8, dim=32, objects=2, seed=0):
+    return planted_token_video(num_frames=frames, height=6, width=6, dim=dim, num_objects=objects,
+                               object_size=2, noise=0.01, seed=seed).tokens
+
+
+def _crossing(reverse_direction: bool, dim=32, frames=6, width=8):
+    """One object (prototype 1) crossing a background (prototype 0) left to right, or right to left."""
+    g = torch.Generator().manual_seed(0)
+    protos = torch.nn.functional.normalize(torch.randn(2, dim, generator=g), dim=-1)
+    key = torch.zeros(frames, 4, width, dtype=torch.long)
+    for t in range(frames):
+        col = t if not reverse_direction else width - 1 - t
+        key[t, 1:3, col] = 1
+    return protos[key]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return td.TokenDynamics(dim=32, num_tokens=4, heads=4).eval()
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 6), (9, 5, 7), (32, 3, 3)])
+def test_output_length_is_k_whatever_the_grid(model, shape):
+    tokens = torch.randn(2, *shape, 32)
+    out = model(tokens)
+    assert out.tokens.shape == (2, 4, 32) and out.mask.shape == (2, 4)
+    assert isinstance(out.hash, td.TokenHashTable)
+
+
+def test_single_video_and_out_dim():
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=2, out_dim=48, layers=2)
+    out = model(_video())
+    assert out.tokens.shape == (1, 3, 48)
+
+
+def test_adaptive_padding_rows_stay_masked_and_zero():
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=12, heads=4)
+    batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)])
+    out = model(batch)
+    n = out.hash.num_tokens
+    assert n[0] < n[1] and out.tokens.shape[1] == int(n.max())
+    assert torch.equal(out.mask, out.hash.mask)
+    assert torch.all(out.tokens[0, int(n[0]):] == 0)
+    assert torch.all(out.tokens.norm(dim=-1)[out.mask] > 0)
+    alone = model(batch[0:1])  # padding does not leak into real rows
+    torch.testing.assert_close(alone.tokens[0], out.tokens[0, : int(n[0])], rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_reach_weights_and_input_tokens(model):
+    tokens = _video().requires_grad_(True)
+    model.train()
+    model(tokens).tokens.square().sum().backward()
+    assert tokens.grad is not None and tokens.grad.abs().sum() > 0
+    for name in ["attention.layers.0.q.weight", "attention.layers.0.kv.weight", "motion.row_proj.weight",
+                 "motion.axis_proj.0.weight", "motion.axis_proj.2.weight"]:
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("attend", ["own", "all"])
+def test_relabelling_rows_permutes_output_rows(attend):
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, attend=attend).eval()
+    tokens = _video(objects=3).unsqueeze(0)
+    h = td.hash_video(tokens, num_tokens=4)
+    perm = torch.tensor([2, 0, 3, 1])  # new row j holds old row perm[j]
+    inverse = torch.argsort(perm)
+    with torch.no_grad():
+        out = model.fuse(tokens, h.key_map, h.mask)
+        permuted = model.fuse(tokens, inverse[h.key_map], h.mask[:, perm])
+    torch.testing.assert_close(permuted, out[:, perm], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attend", ["own", "all"])
+def test_motion_matters_same_table_different_output(attend):
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=2, heads=4, attend=attend).eval()
+    videos = {"left_to_right": _crossing(False), "right_to_left": _crossing(True),
+              "reversed_frames": _crossing(False).flip(0)}
+    outs = {name: model(v) for name, v in videos.items()}
+    base = outs["left_to_right"]
+    for name in ["right_to_left", "reversed_frames"]:
+        torch.testing.assert_close(outs[name].hash.table, base.hash.table)  # same content
+        assert not torch.equal(outs[name].hash.key_map, base.hash.key_map)  # different motion
+        assert (outs[name].tokens - base.tokens).abs().max() > 1e-3, name  # and the output sees it
+
+
+def test_save_load_round_trip(tmp_path, model):
+    tokens = _video()
+    model.save_pretrained(tmp_path / "m")
+    back = td.TokenDynamics.from_pretrained(tmp_path / "m").eval()
+    assert back.config == model.config
+    with torch.no_grad():
+        assert torch.equal(back(tokens).tokens, model(tokens).tokens)
+
+
+def test_bfloat16_runs(model):
+    out = model.to(torch.bfloat16)(_video().bfloat16())
+    assert out.tokens.dtype == torch.bfloat16 and torch.isfinite(out.tokens.float()).all()
+
+
+def test_position_code_any_length_and_interpolates():
+    a, b = td.axis_code(32, 32), td.axis_code(63, 32)
+    assert a.shape == (32, 32) and b.shape == (63, 32)
+    torch.testing.assert_close(a, b[::2])  # same normalised times, same codes: frame k of 32 = frame 2k of 63
+    assert not torch.equal(a[0], a[1])
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=4)
+    assert model(torch.randn(64, 4, 4, 32)).tokens.shape == (1, 3, 32)
+
+
+@pytest.mark.parametrize("tokens, match", [
+    (torch.randn(4, 6, 6, 16), "width 32"),
+    (torch.randn(6, 6, 32), "tokens must have shape"),
+    (torch.full((2, 3, 3, 32), float("nan")), "finite"),
+])
+def test_bad_input(model, tokens, match):
+    with pytest.raises(ValueError, match=match):
+        model(tokens)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dim=30, heads=4), "divisible"),
+    (dict(dim=32, attend="some"), "attend"),
+    (dict(dim=32, position="rope"), "position"),
+    (dict(dim=32, num_tokens=None), "exactly one"),
+    (dict(dim=0), "dim"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        td.TokenDynamics(**kwargs)
+
+
+def test_from_pretrained_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="directory"):
+        td.TokenDynamics.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("attend", ["own", "all"])
+@pytest.mark.parametrize("position", ["sincos", "none"])
+def test_factorized_attention_equals_dense_sdpa(attend, position):
+    torch.manual_seed(0)
+    cfg = dict(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4, layers=2, attend=attend,
+               position=position)
+    fact = td.TokenDynamics(**cfg, impl="factorized").eval()
+    dense = td.TokenDynamics(**cfg, impl="dense").eval()
+    dense.load_state_dict(fact.state_dict())
+    batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)])  # padding rows included
+    with torch.no_grad():
+        torch.testing.assert_close(fact(batch).tokens, dense(batch).tokens, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cpu_and_gpu_agree(model):
+    tokens = _video()
+    with torch.no_grad():
+        cpu = model(tokens).tokens
+        gpu = model.cuda()(tokens.cuda()).tokens.cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-3)
