@@ -132,16 +132,19 @@ class TokenDynamics(nn.Module):
             raise ValueError(f"tokens must have width {self.config.dim} (the config's dim), got {x.shape[-1]}")
         with torch.no_grad():
             h = hash_video(x.detach(), **self.config.hash_kwargs)
-        return CompactVideo(self.fuse(x, h.key_map, h.mask), h.mask, h)
-
-    def fuse(self, tokens: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
-        """The learned half: table rows from ``tokens`` ``[B, T, H, W, D]`` grouped by ``key_map``
-        ``[B, T, H, W]``, motion written in by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out]``."""
-        b, d = tokens.shape[0], tokens.shape[-1]
         dtype = next(self.parameters()).dtype
-        table = masked_means(tokens.reshape(b, -1, d).to(dtype), key_map.reshape(b, -1), row_mask.shape[1])
+        if torch.is_grad_enabled() and x.requires_grad:  # rows as differentiable means of the tokens
+            b, d = x.shape[0], x.shape[-1]
+            table = masked_means(x.reshape(b, -1, d).to(dtype), h.key_map.reshape(b, -1), h.table.shape[1])
+        else:
+            table = h.table.to(dtype)  # the same means, already computed (in float64) by the hashing
+        return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
+
+    def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
+        """The learned half: motion from ``key_map`` ``[B, T, H, W]`` written into ``table`` ``[B, K, D]``
+        by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out_dim]``."""
         fused = self.attention(table, self.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
-        return self.out_proj(fused) * row_mask.unsqueeze(-1).to(dtype)
+        return self.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the config (JSON) and the weights (safetensors) to ``directory``."""

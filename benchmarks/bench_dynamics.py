@@ -1,0 +1,70 @@
+"""Cost of the learned half: ``TokenDynamics`` forward beside ``hash_video`` alone, same process.
+
+    python benchmarks/bench_dynamics.py [--device cpu|cuda] [--out DIR]
+
+64 frames x 14 x 14 tokens x 1152 dims (planted structure), K in {8, 32}, one layer, 8 heads, no gradient.
+Multiply-adds (MACs) are counted by formula; "attention adds" is (forward - hash) / hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+import tokendynamics as td
+from bench_hashing import _machine, _time, _video
+
+
+def macs(cfg, t, h, w, k):
+    """Multiply-adds of the learned half for one video (hashing excluded), by formula."""
+    d, n, axes, layers = cfg.dim, t * h * w, t + h + w, cfg.layers
+    total = n * k * d  # table rows as masked means (one-hot product)
+    total += k * d * d + (axes * 32 * d if cfg.position == "sincos" else 0)  # motion parts
+    per_layer = k * d * d + 2 * k * d * d + 2 * k * d * d * cfg.mlp_ratio + k * d * d  # q, kv rows, mlp, out
+    if cfg.impl == "dense":
+        per_layer += 2 * n * d * d + 2 * k * n * d  # kv on every cell, attention
+    else:
+        per_layer += k * k * d + cfg.heads * k * n * k + k * k * d  # row scores, per-key sums, row values
+        if cfg.position == "sincos":
+            per_layer += 2 * axes * d * d + 2 * k * axes * d  # axis kv, axis scores and values
+    return total + layers * per_layer
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    a = p.parse_args()
+    dev = torch.device(a.device)
+    tokens = _video("planted", 64, 1152).to(dev)
+    rows = []
+    for k in (8, 32):
+        t_hash, _ = _time(lambda: td.hash_video(tokens, num_tokens=k), dev, a.repeats)
+        for impl in ("factorized", "dense"):
+            torch.manual_seed(0)
+            model = td.TokenDynamics(dim=1152, num_tokens=k, impl=impl).to(dev).eval()
+            with torch.no_grad():
+                t_all, _ = _time(lambda: model(tokens), dev, a.repeats)
+            params = sum(p.numel() for p in model.parameters())
+            rows.append(dict(k=k, impl=impl, params=params, gmacs=macs(model.config, 64, 14, 14, k) / 1e9,
+                             hash_ms=t_hash * 1e3, forward_ms=t_all * 1e3,
+                             attention_adds=(t_all - t_hash) / t_hash))
+            print(rows[-1], flush=True)
+    result = dict(machine=_machine(dev), torch=torch.__version__, rows=rows)
+    lines = [f"Machine: {result['machine']}; torch {result['torch']}.", "",
+             "| K | impl | params | GMACs (learned half) | hash_video (ms) | TokenDynamics forward (ms) | attention adds |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['k']} | {r['impl']} | {r['params'] / 1e6:.2f} M | {r['gmacs']:.3f} | {r['hash_ms']:.1f} | "
+              f"{r['forward_ms']:.1f} | {100 * r['attention_adds']:.0f}% |" for r in rows]
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f"dynamics-{dev.type}.json").write_text(json.dumps(result, indent=1))
+    (a.out / f"dynamics-{dev.type}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
