@@ -21,3 +21,4 @@ test-all: install  # slow and GPU tests too (GPU tests skip themselves without C
 bench: install
 	$(PYTHON) -m pip install -q -e ".[bench]"
 	$(PYTHON) benchmarks/bench_hashing.py
+	$(PYTHON) benchmarks/bench_dynamics.py

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 import tokendynamics as td
-from bench_hashing import _machine, _time, _video
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hashing import _machine, _time, _video  # noqa: E402
 
 
 def macs(cfg, t, h, w, k):
     """Multiply-adds of the learned half for one video (hashing excluded), by formula."""
     d, n, axes, layers = cfg.dim, t * h * w, t + h + w, cfg.layers
-    total = n * k * d  # table rows as masked means (one-hot product)
+    total = n * k * d  # table rows as masked means (one-hot product; a no-gradient forward reuses the hash table)
     total += k * d * d + (axes * 32 * d if cfg.position == "sincos" else 0)  # motion parts
     per_layer = k * d * d + 2 * k * d * d + 2 * k * d * d * cfg.mlp_ratio + k * d * d  # q, kv rows, mlp, out
     if cfg.impl == "dense":
@@ -37,7 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     dev = torch.device(a.device)
     tokens = _video("planted", 64, 1152).to(dev)
@@ -56,7 +59,7 @@ def main():
             print(rows[-1], flush=True)
     result = dict(machine=_machine(dev), torch=torch.__version__, rows=rows)
     lines = [f"Machine: {result['machine']}; torch {result['torch']}.", "",
-             "| K | impl | params | GMACs (learned half) | hash_video (ms) | TokenDynamics forward (ms) | attention adds |",
+             "| K | impl | params | GMACs (learned half, with the N·K·D table means of a training step) | hash_video (ms) | TokenDynamics forward (ms) | attention adds |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['k']} | {r['impl']} | {r['params'] / 1e6:.2f} M | {r['gmacs']:.3f} | {r['hash_ms']:.1f} | "
               f"{r['forward_ms']:.1f} | {100 * r['attention_adds']:.0f}% |" for r in rows]
