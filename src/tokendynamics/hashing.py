@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ._checks import check_choice, check_positive_int, check_video_tokens
@@ -93,7 +94,6 @@ class TokenHashTable:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"path {str(path)!r} does not exist")
-        from safetensors import safe_open
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         if meta.get("format") != _FORMAT:
