@@ -6,6 +6,8 @@ expected, so that a user never has to read a stack trace to learn what was wrong
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -52,3 +54,13 @@ def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_length_mode(num_tokens, max_distortion) -> None:
+    """Fixed length (``num_tokens``) or adaptive length (``max_distortion``): exactly one, each valid."""
+    if (num_tokens is None) == (max_distortion is None):
+        raise ValueError("give exactly one of num_tokens (fixed length) or max_distortion (adaptive length)")
+    if num_tokens is not None:
+        check_positive_int(num_tokens, "num_tokens")
+    elif not (isinstance(max_distortion, (int, float)) and math.isfinite(max_distortion) and max_distortion >= 0):
+        raise ValueError(f"max_distortion must be a finite number >= 0, got {max_distortion!r}")

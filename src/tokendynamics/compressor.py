@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ._checks import check_choice, check_positive_int, check_video_tokens
+from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
 from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
 from .hashing import TokenHashTable, hash_video
 from .kmeans import METRICS
@@ -66,10 +66,7 @@ class TokenDynamicsConfig:
 
     def __post_init__(self):
         check_positive_int(self.dim, "dim")
-        if (self.num_tokens is None) == (self.max_distortion is None):
-            raise ValueError("give exactly one of num_tokens (fixed length) or max_distortion (adaptive length)")
-        if self.num_tokens is not None:
-            check_positive_int(self.num_tokens, "num_tokens")
+        check_length_mode(self.num_tokens, self.max_distortion)
         for name in ("min_tokens", "max_tokens", "max_iters", "heads", "layers"):
             check_positive_int(getattr(self, name), name)
         check_choice(self.metric, "metric", METRICS)

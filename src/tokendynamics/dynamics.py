@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kmeans import take
+
 ATTEND = ("own", "all")
 POSITIONS = ("sincos", "none")
 IMPLS = ("factorized", "dense")
@@ -70,7 +72,7 @@ class MotionFeatures(nn.Module):
     def dense(rows: torch.Tensor, axes, key_map: torch.Tensor) -> torch.Tensor:
         """Materialised motion ``[B, N, D]`` from the parts and ``key_map`` ``[B, T, H, W]``."""
         b, t, h, w = key_map.shape
-        motion = rows.gather(1, key_map.reshape(b, -1, 1).expand(-1, -1, rows.shape[-1]))
+        motion = take(rows, key_map.reshape(b, -1))
         if axes is not None:
             pos = axes[0].view(t, 1, 1, -1) + axes[1].view(1, h, 1, -1) + axes[2].view(1, 1, w, -1)
             motion = motion + pos.reshape(1, t * h * w, -1)

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ._checks import check_choice, check_positive_int, check_video_tokens
+from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
 from .kmeans import METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare, take
 
 _FORMAT = "tokendynamics.TokenHashTable"
@@ -50,9 +50,8 @@ class TokenHashTable:
 
     def reconstruct(self) -> torch.Tensor:
         """The token hash function: ``table[key_map]`` -> ``[B, T, H, W, D]`` in the table's dtype."""
-        b, k, d = self.table.shape
-        flat = self.key_map.reshape(b, -1, 1).expand(-1, -1, d)
-        return self.table.gather(1, flat).view(*self.key_map.shape, d)
+        b, _, d = self.table.shape
+        return take(self.table, self.key_map.reshape(b, -1)).view(*self.key_map.shape, d)
 
     def distortion(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Fraction of variance unexplained ``[B]``: ``sum|x - x_hat|^2 / sum|x - mean(x)|^2`` per video.
@@ -219,13 +218,12 @@ def hash_video(
     check_positive_int(max_iters, "max_iters")
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if (num_tokens is None) == (max_distortion is None):
-        raise ValueError("give exactly one of num_tokens (fixed length) or max_distortion (adaptive length)")
+    check_length_mode(num_tokens, max_distortion)
     b, t, h, w, d = x5.shape
     x = x5.reshape(b, t * h * w, d)
     opts = dict(metric=metric, max_iters=max_iters, tol=tol, seed=seed)
     if num_tokens is not None:
-        k = check_positive_int(num_tokens, "num_tokens")
+        k = num_tokens
         labels = kmeans(x, k, **opts).labels
         k_out = k
     else:
@@ -244,8 +242,6 @@ def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_i
     All videos still searching are clustered together at each step, on features prepared once; the
     k-means++ seeds for ``max_tokens`` are computed once and their prefixes serve every smaller K.
     """
-    if not (isinstance(max_distortion, (int, float)) and math.isfinite(max_distortion) and max_distortion >= 0):
-        raise ValueError(f"max_distortion must be a finite number >= 0, got {max_distortion!r}")
     check_positive_int(min_tokens, "min_tokens")
     check_positive_int(max_tokens, "max_tokens")
     if min_tokens > max_tokens:
