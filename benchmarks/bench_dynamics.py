@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 import tokendynamics as td
+from tokendynamics.bench import machine, median_time
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hashing import _machine, _time, _video  # noqa: E402
+from bench_hashing import _video  # noqa: E402
 
 
 def macs(cfg, t, h, w, k):
@@ -46,18 +47,18 @@ def main():
     tokens = _video("planted", 64, 1152).to(dev)
     rows = []
     for k in (8, 32):
-        t_hash, _ = _time(lambda: td.hash_video(tokens, num_tokens=k), dev, a.repeats)
+        t_hash, _ = median_time(lambda: td.hash_video(tokens, num_tokens=k), dev, a.repeats)
         for impl in ("factorized", "dense"):
             torch.manual_seed(0)
             model = td.TokenDynamics(dim=1152, num_tokens=k, impl=impl).to(dev).eval()
             with torch.no_grad():
-                t_all, _ = _time(lambda: model(tokens), dev, a.repeats)
+                t_all, _ = median_time(lambda: model(tokens), dev, a.repeats)
             params = sum(p.numel() for p in model.parameters())
             rows.append(dict(k=k, impl=impl, params=params, gmacs=macs(model.config, 64, 14, 14, k) / 1e9,
                              hash_ms=t_hash * 1e3, forward_ms=t_all * 1e3,
                              attention_adds=(t_all - t_hash) / t_hash))
             print(rows[-1], flush=True)
-    result = dict(machine=_machine(dev), torch=torch.__version__, rows=rows)
+    result = dict(machine=machine(dev), torch=torch.__version__, rows=rows)
     lines = [f"Machine: {result['machine']}; torch {result['torch']}.", "",
              "| K | impl | params | GMACs (learned half, with the N·K·D table means of a training step) | hash_video (ms) | TokenDynamics forward (ms) | attention adds |",
              "|---|---|---|---|---|---|---|"]

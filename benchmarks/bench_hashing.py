@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,24 +23,8 @@ import torch
 from sklearn.cluster import KMeans
 
 import tokendynamics as td
+from tokendynamics.bench import copy_bandwidth, machine, median_time
 from tokendynamics.data import planted_token_video
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        out = fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def _inertia(points, labels):
@@ -59,20 +42,12 @@ def _video(kind, frames, dim, seed=0):
                                object_size=3, noise=0.3 / dim ** 0.5, seed=seed).tokens
 
 
-def _bandwidth(device):
-    """Device-to-device copy bandwidth in bytes/s (read + write counted)."""
-    src = torch.empty(1 << 28, dtype=torch.uint8, device=device)
-    dst = torch.empty_like(src)
-    t, _ = _time(lambda: dst.copy_(src), device, 10)
-    return 2 * src.numel() / t
-
-
 def run_case(kind, frames, dim, k, metric, device, repeats, seeds=1):
     """One shape: our time (median of ``repeats``, seed 0) and scikit-learn's (seed 0); inertia of both
     averaged over ``seeds`` seeds (seed-to-seed spread is larger than the difference between the two)."""
     tokens = _video(kind, frames, dim)
     dev_tokens = tokens.to(device)
-    t_ours, h = _time(lambda: td.hash_video(dev_tokens, num_tokens=k, metric=metric), device, repeats)
+    t_ours, h = median_time(lambda: td.hash_video(dev_tokens, num_tokens=k, metric=metric), device, repeats)
     points = tokens.reshape(-1, dim).double()
     if metric == "cosine":
         points = torch.nn.functional.normalize(points, dim=-1)
@@ -95,16 +70,10 @@ def run_case(kind, frames, dim, k, metric, device, repeats, seeds=1):
 
 def run_batch(frames, dim, k, device, repeats, batch=16):
     tokens = torch.stack([_video("planted", frames, dim, seed=s) for s in range(batch)]).to(device)
-    t_batch, _ = _time(lambda: td.hash_video(tokens, num_tokens=k), device, repeats)
-    t_one, _ = _time(lambda: td.hash_video(tokens[0], num_tokens=k), device, repeats)
+    t_batch, _ = median_time(lambda: td.hash_video(tokens, num_tokens=k), device, repeats)
+    t_one, _ = median_time(lambda: td.hash_video(tokens[0], num_tokens=k), device, repeats)
     return dict(frames=frames, dim=dim, k=k, batch=batch, one_ms=t_one * 1e3, batch_ms=t_batch * 1e3,
                 per_video_ms=t_batch * 1e3 / batch)
-
-
-def _machine(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def main():
@@ -126,9 +95,9 @@ def main():
         if (frames, dim, k) != (64, 1152, 32):
             rows.append(run_case("planted", frames, dim, k, "cosine", device, args.repeats))
             print(rows[-1], flush=True)
-    result = dict(machine=_machine(device), torch=torch.__version__, cases=rows)
+    result = dict(machine=machine(device), torch=torch.__version__, cases=rows)
     if device.type == "cuda":
-        bw = _bandwidth(device)
+        bw = copy_bandwidth(device)
         result["bandwidth_GBps"] = bw / 1e9
         result["batch"] = [run_batch(64, 1152, k, device, args.repeats) for k in (8, 32)]
         for r in rows:  # one read of the float32 tokens (a k-means iteration reads them twice)

@@ -4,28 +4,19 @@
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import tokendynamics as td
 from tokendynamics import hashing, kmeans
+from tokendynamics.bench import median_time
 from tokendynamics.data import planted_token_video
 
 
-def timed(fn, device, repeats=10):
-    fn()
-    out, times = None, []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), out
+def timed(fn, device):
+    """(median milliseconds of 10 calls, last output)."""
+    seconds, out = median_time(fn, device, 10)
+    return seconds * 1e3, out
 
 
 def main():

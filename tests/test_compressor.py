@@ -24,7 +24,7 @@ def _crossing(reverse_direction: bool, dim=32, frames=6, width=8):
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return td.TokenDynamics(dim=32, num_tokens=4, heads=4).eval()
+    return td.TokenDynamics(dim=32, num_tokens=4, heads=4, identity_init=False).eval()
 
 
 @pytest.mark.parametrize("shape", [(4, 6, 6), (9, 5, 7), (32, 3, 3)])
@@ -37,14 +37,14 @@ def test_output_length_is_k_whatever_the_grid(model, shape):
 
 def test_single_video_and_out_dim():
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=3, heads=2, out_dim=48, layers=2)
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=2, out_dim=48, layers=2, identity_init=False)
     out = model(_video())
     assert out.tokens.shape == (1, 3, 48)
 
 
 def test_adaptive_padding_rows_stay_masked_and_zero():
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=12, heads=4)
+    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=12, heads=4, identity_init=False)
     batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)])
     out = model(batch)
     n = out.hash.num_tokens
@@ -73,7 +73,7 @@ def test_gradients_reach_weights_and_input_tokens(model):
 @pytest.mark.parametrize("attend", ["own", "all"])
 def test_relabelling_rows_permutes_output_rows(attend):
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, attend=attend).eval()
+    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, attend=attend, identity_init=False).eval()
     tokens = _video(objects=3).unsqueeze(0)
     h = td.hash_video(tokens, num_tokens=4)
     perm = torch.tensor([2, 0, 3, 1])  # new row j holds old row perm[j]
@@ -87,7 +87,7 @@ def test_relabelling_rows_permutes_output_rows(attend):
 @pytest.mark.parametrize("attend", ["own", "all"])
 def test_motion_matters_same_table_different_output(attend):
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=2, heads=4, attend=attend).eval()
+    model = td.TokenDynamics(dim=32, num_tokens=2, heads=4, attend=attend, identity_init=False).eval()
     videos = {"left_to_right": _crossing(False), "right_to_left": _crossing(True),
               "reversed_frames": _crossing(False).flip(0)}
     outs = {name: model(v) for name, v in videos.items()}
@@ -153,7 +153,7 @@ def test_from_pretrained_missing(tmp_path):
 def test_factorized_attention_equals_dense_sdpa(attend, position):
     torch.manual_seed(0)
     cfg = dict(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4, layers=2, attend=attend,
-               position=position)
+               position=position, identity_init=False)
     fact = td.TokenDynamics(**cfg, impl="factorized").eval()
     dense = td.TokenDynamics(**cfg, impl="dense").eval()
     dense.load_state_dict(fact.state_dict())
@@ -165,9 +165,18 @@ def test_factorized_attention_equals_dense_sdpa(attend, position):
 @pytest.mark.gpu
 def test_cpu_and_gpu_agree():
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=3, heads=4).eval()  # K = planted prototypes: one clustering
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=4, identity_init=False).eval()  # K = planted prototypes: one clustering
     tokens = _video()
     with torch.no_grad():
         cpu = model(tokens).tokens
         gpu = model.cuda()(tokens.cuda()).tokens.cpu()
     torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-3)
+
+
+def test_identity_init_returns_the_table_and_still_trains():
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=4)  # identity_init=True by default
+    tokens = _video().requires_grad_(True)
+    out = model(tokens)
+    torch.testing.assert_close(out.tokens, out.hash.table.float(), rtol=1e-5, atol=1e-5)
+    out.tokens.square().sum().backward()
+    assert model.attention.layers[0].out.weight.grad.abs().sum() > 0

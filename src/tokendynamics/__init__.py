@@ -5,14 +5,16 @@ arXiv 2503.16980).
     h = td.hash_video(tokens, num_tokens=8)   # tokens [T, H, W, D] or [B, T, H, W, D]
     h.table, h.key_map, h.reconstruct(), h.distortion()
     out = td.TokenDynamics(dim=D, num_tokens=8)(tokens)   # out.tokens [B, 8, D], out.mask, out.hash
+    out = td.compressors["tome"](tokens, num_tokens=8)     # any reducer, the same call
 """
 
 from .compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig
 from .dynamics import CrossDynamicsAttention, MotionFeatures, axis_code
 from .hashing import TokenHashTable, hash_video
+from .baselines import compressors
 
 __version__ = "0.1.0"
 __all__ = [
     "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "TokenDynamics", "TokenDynamicsConfig",
-    "TokenHashTable", "axis_code", "hash_video", "__version__",
+    "TokenHashTable", "axis_code", "compressors", "hash_video", "__version__",
 ]

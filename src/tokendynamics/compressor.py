@@ -43,7 +43,9 @@ class TokenDynamicsConfig:
     ``min_tokens``/``max_tokens`` (then set ``num_tokens=None``). Clustering: ``metric``, ``max_iters``,
     ``tol``, ``seed`` (see ``hash_video``). Attention: ``heads``, ``layers``, ``attend`` (``"own"`` cells or
     ``"all"``), ``position`` (``"sincos"`` or ``"none"``), ``mlp_ratio``, ``impl`` (``"factorized"`` or
-    ``"dense"``: the same function, see ``dynamics``). ``out_dim``: width of the output
+    ``"dense"``: the same function, see ``dynamics``), ``identity_init`` (zero-initialise the attention's residual
+branches so that an untrained module returns the table rows, and training starts from them; False: the
+default PyTorch initialisation throughout). ``out_dim``: width of the output
     tokens when the host LLM's differs (a linear projection; None keeps ``dim``).
     """
 
@@ -62,6 +64,7 @@ class TokenDynamicsConfig:
     position: str = "sincos"
     mlp_ratio: float = 2.0
     impl: str = "factorized"
+    identity_init: bool = True
     out_dim: int | None = None
 
     def __post_init__(self):
@@ -120,6 +123,8 @@ class TokenDynamics(nn.Module):
         self.motion = MotionFeatures(config.dim, config.position)
         self.attention = CrossDynamicsAttention(config.dim, config.heads, config.layers, config.attend,
                                                 config.mlp_ratio, config.impl)
+        if config.identity_init:
+            self.attention.zero_residuals()
         self.out_proj = nn.Linear(config.dim, config.out_dim) if config.out_dim else nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> CompactVideo:

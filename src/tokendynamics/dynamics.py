@@ -154,6 +154,14 @@ class CrossDynamicsAttention(nn.Module):
         self.attend, self.impl = attend, impl
         self.layers = nn.ModuleList(CrossDynamicsLayer(dim, heads, mlp_ratio) for _ in range(layers))
 
+    def zero_residuals(self) -> None:
+        """Zero the last projection of every residual branch: the attention becomes the identity (on valid
+        rows) until trained; gradients still reach every weight once those projections move."""
+        for layer in self.layers:
+            for linear in (layer.out, layer.mlp[-1]):
+                nn.init.zeros_(linear.weight)
+                nn.init.zeros_(linear.bias)
+
     def forward(self, table: torch.Tensor, parts, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
         """table ``[B, K, D]``, motion parts, key_map ``[B, T, H, W]``, row_mask ``[B, K]`` -> ``[B, K, D]``."""
         b, k, _ = table.shape
