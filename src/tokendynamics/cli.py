@@ -58,6 +58,23 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
         console.print()
 
 
+def _motionqa(args: argparse.Namespace, console: Console) -> None:
+    """Generate MotionQA and print its tally per split."""
+    from .data.motionqa import generate_motionqa
+
+    stats = generate_motionqa(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames,
+                              size=args.size, fps=args.fps, arrays=args.arrays, workers=args.workers)
+    table = Table(title=f"MotionQA in {args.out_dir}")
+    for column in ("split", "videos", "questions", "question types", "answer positions (chi2)"):
+        table.add_column(column)
+    for split, s in stats["splits"].items():
+        answers = s["answers"]
+        table.add_row(split, str(s["videos"]), str(s["questions"]),
+                      ", ".join(f"{k} {v}" for k, v in s["types"].items()),
+                      f"{answers['positions']} ({answers['chi2']}{'' if answers['balanced'] else ', UNBALANCED'})")
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tokendynamics", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tokendynamics {__version__}")
@@ -70,11 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--num-tokens", type=_positive, default=8, help="K for the fixed-length table")
     demo.add_argument("--max-distortion", type=float, default=0.1, help="target of the adaptive table")
     demo.add_argument("--seed", type=int, default=0)
+    motionqa = sub.add_parser("motionqa", help="the MotionQA benchmark")
+    mq = motionqa.add_subparsers(dest="action", required=True)
+    gen = mq.add_parser("generate", help="generate MotionQA videos, questions and splits into OUT_DIR")
+    gen.add_argument("out_dir", metavar="OUT_DIR")
+    gen.add_argument("--num-videos", type=_positive, default=1000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--frames", type=_positive, default=32)
+    gen.add_argument("--size", type=_positive, default=384, help="frame side in pixels (even)")
+    gen.add_argument("--fps", type=_positive, default=8)
+    gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
+    gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
     args = parser.parse_args(argv)
     console = Console()
     torch.manual_seed(args.seed)
     try:
-        _demo(args, console)
+        {"demo": _demo, "motionqa": _motionqa}[args.command](args, console)
     except (ValueError, TypeError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2

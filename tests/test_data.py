@@ -1,0 +1,198 @@
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from tokendynamics.data import motionqa as mq
+from tokendynamics.data.qa import QADataset, collate_qa, load_qa
+from tokendynamics.data.video import VideoError, count_frames, read_video, uniform_indices, write_video
+
+FRAMES, SIZE = 16, 96
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("motionqa")
+    stats = mq.generate_motionqa(out, num_videos=20, seed=5, num_frames=FRAMES, size=SIZE, arrays=True,
+                                 workers=2, progress=False)
+    return out, stats
+
+
+def _scenes(out):
+    return {s["video"]: s for split in mq.SPLITS
+            for s in map(json.loads, (out / f"{split}_scenes.jsonl").read_text().splitlines())}
+
+
+def _objects(scene):
+    return {f"{o['colour']} {o['shape']}": mq.SceneObject(**o) for o in scene["objects"]}
+
+
+def _answer_from_tracks(item, scene):
+    """The answer to ``item`` worked out from the recorded objects alone."""
+    objs, side = _objects(scene), scene["size"]
+    named = next((o for name, o in objs.items() if f"the {name} " in item.question), None)
+    steps = {name: np.abs(np.diff(np.asarray(o.track), axis=0)).sum(1) for name, o in objs.items()}
+    if item.type == "direction":
+        d = np.asarray(named.track[-1]) - np.asarray(named.track[0])
+        if np.abs(d).max() < 1:
+            return "it does not move"
+        return ("right" if d[0] > 0 else "left") if abs(d[0]) > abs(d[1]) else ("down" if d[1] > 0 else "up")
+    if item.type == "moved":
+        (mover,) = [name for name, s in steps.items() if s.max() > 0]
+        return mover
+    if item.type == "entered_first":
+        enter = {name: int(np.argmax(o.visible(side))) for name, o in objs.items() if not o.visible(side)[0]}
+        return min(enter, key=enter.get)
+    if item.type == "faster":
+        return max(objs, key=lambda name: np.median(steps[name]))
+    if item.type == "end_quadrant":
+        return mq.end_quadrant(named, side)
+    if item.type == "stops":
+        s = steps[named.colour + " " + named.shape]
+        if s.max() == 0:
+            return "it never moves"
+        if not named.visible(side)[-1]:
+            return "it moves out of the frame"
+        still = s == 0
+        if still[-1]:
+            return "it stops and stays still"
+        return "it stops, then moves again" if still.any() else "it keeps moving"
+    if item.type == "colour":
+        return next(o.colour for o in objs.values() if f"the {o.shape}?" in item.question)
+    if item.type == "shape":
+        return next(o.shape for o in objs.values() if f"the {o.colour} object" in item.question)
+    if item.type == "count":
+        return str(len(objs))
+    raise AssertionError(item.type)
+
+
+def test_round_trip_videos_decode_with_the_right_frames(generated):
+    out, stats = generated
+    items = [i for split in mq.SPLITS for i in load_qa(out / f"{split}.jsonl")]
+    assert len(items) == 40 and sum(s["videos"] for s in stats["splits"].values()) == 20
+    videos = sorted({i.video for i in items})
+    for video in videos[:4]:
+        frames = read_video(out / video, FRAMES)
+        assert frames.shape == (FRAMES, SIZE, SIZE, 3) and frames.dtype == torch.uint8
+        assert count_frames(out / video) == FRAMES
+        with np.load((out / video).with_suffix(".npz")) as archive:
+            exact = torch.from_numpy(archive["frames"])
+        assert (frames.float() - exact.float()).abs().mean() < 4  # H.264 at crf 18: close to the source
+
+
+def test_every_answer_follows_from_the_recorded_tracks(generated):
+    out, _ = generated
+    scenes = _scenes(out)
+    for split in mq.SPLITS:
+        for item in load_qa(out / f"{split}.jsonl"):
+            assert scenes[item.video]["split"] == split
+            assert len(item.options) == 5 and len(set(item.options)) == 5
+            assert item.options[item.answer] == _answer_from_tracks(item, scenes[item.video]), item
+
+
+def test_answers_check_out_over_many_scenes_and_are_balanced():
+    config = mq.MotionQAConfig(num_frames=FRAMES, size=SIZE, seed=1)
+    labels, positions = Counter(), Counter()
+    for index in range(360):
+        _, scene, items = mq.make_video(index, config)
+        for item in items:
+            assert item.options[item.answer] == _answer_from_tracks(item, scene), (index, item)
+            positions[item.answer] += 1
+            if item.type in ("direction", "end_quadrant", "stops"):
+                labels[item.type, item.options[item.answer]] += 1
+    assert mq.answer_balance(positions.elements())["balanced"]
+    for qtype in ("direction", "end_quadrant", "stops"):  # 60 each: every label present, none dominant
+        counts = [n for (t, _), n in labels.items() if t == qtype]
+        assert len(counts) == 5 and max(counts) <= 24, (qtype, counts)
+
+
+def test_types_cycle_within_every_split():
+    per_split = {s: Counter() for s in mq.SPLITS}
+    for index in range(600):
+        decade, place = divmod(index, 10)
+        per_split[mq.split_of(index)][mq.MOTION_TYPES[(decade + place) % 6]] += 1
+    for split, counts in per_split.items():
+        assert set(counts) == set(mq.MOTION_TYPES) and max(counts.values()) - min(counts.values()) <= 1, split
+
+
+def test_generation_is_deterministic_from_the_seed(tmp_path, generated):
+    out, _ = generated
+    again = tmp_path / "again"
+    mq.generate_motionqa(again, num_videos=20, seed=5, num_frames=FRAMES, size=SIZE, arrays=True, workers=1,
+                         progress=False)
+    for name in ("train.jsonl", "test_scenes.jsonl", "stats.json"):
+        assert (again / name).read_text() == (out / name).read_text()
+    with np.load(again / "videos/train/000000.npz") as a, np.load(out / "videos/train/000000.npz") as b:
+        assert np.array_equal(a["frames"], b["frames"])
+    other = mq.make_video(0, mq.MotionQAConfig(num_frames=FRAMES, size=SIZE, seed=6))
+    assert not np.array_equal(other[0], mq.make_video(0, mq.MotionQAConfig(num_frames=FRAMES, size=SIZE,
+                                                                           seed=5))[0])
+
+
+def test_dataset_yields_frames_with_questions(generated):
+    out, _ = generated
+    ds = QADataset(out / "train.jsonl", out, num_frames=8, size=(32, 32))
+    item = ds[0]
+    assert item["frames"].shape == (8, 32, 32, 3) and item["options"][item["answer"]]
+    arrays = QADataset(out / "train.jsonl", out, num_frames=8, prefer_arrays=True)
+    assert arrays.video_path(arrays.items[0]).suffix == ".npz" and arrays[0]["frames"].shape == (8, SIZE, SIZE, 3)
+    batch = collate_qa([ds[0], ds[1]])
+    assert batch["frames"].shape == (2, 8, 32, 32, 3) and batch["skipped"] == 0
+
+
+@pytest.mark.parametrize("line, match", [
+    ("{not json", "not valid JSON"),
+    ('{"video": "a.mp4", "question": "q?", "options": ["a", "b"]}', "missing key"),
+    ('{"video": "a.mp4", "question": "q?", "options": ["a", "b"], "answer": 2}', "'answer' must be an index"),
+    ('{"video": "a.mp4", "question": "q?", "options": ["a"], "answer": 0}', "at least 2"),
+    ('{"video": "", "question": "q?", "options": ["a", "b"], "answer": 0}', "'video' must be"),
+    ('{"video": "a.mp4", "question": "q?", "options": ["a", "b"], "answer": 0, "extra": 1}', "unknown key"),
+])
+def test_bad_qa_lines_name_the_line(tmp_path, line, match):
+    good = '{"video": "a.mp4", "question": "q?", "options": ["a", "b"], "answer": 1, "type": "t"}'
+    path = tmp_path / "qa.jsonl"
+    path.write_text(good + "\n\n" + line + "\n")
+    with pytest.raises(ValueError, match=rf"qa.jsonl:3: .*{match}"):
+        load_qa(path)
+
+
+def test_bad_video_files_are_named_and_can_be_skipped(tmp_path):
+    write_video(tmp_path / "good.mp4", np.zeros((4, 32, 32, 3), np.uint8))
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00garbage" * 64)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "clip.gif").write_bytes(b"GIF89a")
+    cases = {"corrupt.mp4": "cannot be opened", "empty.mp4": "is empty", "missing.mp4": "does not exist",
+             "clip.gif": "unsupported extension"}
+    for name, match in cases.items():
+        with pytest.raises(VideoError, match=rf"{name}.*{match}"):
+            read_video(tmp_path / name, 4)
+    rows = [dict(video=v, question="q?", options=["a", "b"], answer=0) for v in ["good.mp4", *cases]]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        QADataset(tmp_path / "qa.jsonl", tmp_path, num_frames=4)[1]
+    ds = QADataset(tmp_path / "qa.jsonl", tmp_path, num_frames=4, skip_bad=True)
+    batch = collate_qa([ds[i] for i in range(len(ds))])
+    assert batch["skipped"] == 4 and len(batch["question"]) == 1 and len(ds.skipped) == 4
+
+
+def test_uniform_sampling_and_times(tmp_path):
+    frames = np.zeros((20, 32, 32, 3), np.uint8)
+    frames[..., 0] = (np.arange(20) * 12)[:, None, None]
+    write_video(tmp_path / "ramp.mp4", frames, fps=10)
+    assert uniform_indices(20, 5) == [2, 6, 10, 14, 18]
+    red = read_video(tmp_path / "ramp.mp4", 5)[:, 16, 16, 0].int()
+    assert torch.all((red - torch.tensor([24, 72, 120, 168, 216])).abs() <= 6)
+    at = read_video(tmp_path / "ramp.mp4", times=[0.0, 0.55, 5.0])[:, 16, 16, 0].int()  # 5 s: past the end
+    assert torch.all((at - torch.tensor([0, 60, 228])).abs() <= 6)
+    assert read_video(tmp_path / "ramp.mp4", 40).shape[0] == 40  # more frames than the video: repeats
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="size must be an even"):
+        mq.MotionQAConfig(size=101)
+    with pytest.raises(ValueError, match="num_frames must be >= 16"):
+        mq.MotionQAConfig(num_frames=8)
+    with pytest.raises(ValueError, match="num_videos must be >= 1"):
+        mq.generate_motionqa("unused", num_videos=0)
