@@ -11,10 +11,10 @@ arXiv 2503.16980).
 from .compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig
 from .dynamics import CrossDynamicsAttention, MotionFeatures, axis_code
 from .hashing import TokenHashTable, hash_video
-from .baselines import compressors
+from .baselines import Reducer, compressors
 
 __version__ = "0.1.0"
 __all__ = [
-    "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "TokenDynamics", "TokenDynamicsConfig",
+    "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "Reducer", "TokenDynamics", "TokenDynamicsConfig",
     "TokenHashTable", "axis_code", "compressors", "hash_video", "__version__",
 ]

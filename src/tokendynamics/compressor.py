@@ -107,6 +107,16 @@ def masked_means(tokens: torch.Tensor, key_map: torch.Tensor, k: int) -> torch.T
     return torch.bmm(one_hot.transpose(1, 2), tokens) / counts
 
 
+def table_rows(x: torch.Tensor, h: TokenHashTable, dtype: torch.dtype) -> torch.Tensor:
+    """The table ``[B, K_max, D]`` of ``h`` in ``dtype``: differentiable means of the tokens ``x``
+    ``[B, T, H, W, D]`` where a gradient is wanted (the clustering itself takes none), else the hash
+    table's own rows (the same means, computed in float64 by the hashing)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        b, d = x.shape[0], x.shape[-1]
+        return masked_means(x.reshape(b, -1, d).to(dtype), h.key_map.reshape(b, -1), h.table.shape[1])
+    return h.table.to(dtype)
+
+
 class TokenDynamics(nn.Module):
     """Token Dynamics: ``TokenDynamics(dim=D, num_tokens=8)(tokens) -> CompactVideo``.
 
@@ -134,12 +144,7 @@ class TokenDynamics(nn.Module):
             raise ValueError(f"tokens must have width {self.config.dim} (the config's dim), got {x.shape[-1]}")
         with torch.no_grad():
             h = hash_video(x.detach(), **self.config.hash_kwargs)
-        dtype = next(self.parameters()).dtype
-        if torch.is_grad_enabled() and x.requires_grad:  # rows as differentiable means of the tokens
-            b, d = x.shape[0], x.shape[-1]
-            table = masked_means(x.reshape(b, -1, d).to(dtype), h.key_map.reshape(b, -1), h.table.shape[1])
-        else:
-            table = h.table.to(dtype)  # the same means, already computed (in float64) by the hashing
+        table = table_rows(x, h, next(self.parameters()).dtype)
         return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
 
     def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,10 @@ from .dycoke import dycoke
 from .hashed import hash_table, token_dynamics
 from .pooling import pool_grid, uniform_pool
 from .pruning import random_prune
+from .reducer import Reducer
 from .registry import Compressors, UnknownCompressor, compressors
 from .tome import tome
 from .visionzip import visionzip
 
-__all__ = ["Compressors", "UnknownCompressor", "compressors", "dycoke", "frame_saliency", "hash_table",
+__all__ = ["Compressors", "Reducer", "UnknownCompressor", "compressors", "dycoke", "frame_saliency", "hash_table",
            "pool_grid", "random_prune", "token_dynamics", "tome", "uniform_pool", "visionzip"]

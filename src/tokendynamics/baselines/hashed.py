@@ -9,15 +9,18 @@ from functools import lru_cache
 import torch
 
 from .._checks import check_video_tokens
-from ..compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig
+from ..compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig, table_rows
 from ..hashing import hash_video
 
 
 def hash_table(tokens: torch.Tensor, num_tokens: int | None = None, **hash_kwargs) -> CompactVideo:
     """The token hash table's rows as the compact video: ``hash_video(tokens, num_tokens, **hash_kwargs)``
-    (fixed length, or adaptive with ``max_distortion=...``). -> ``[B, K_max, D]`` and its mask."""
-    h = hash_video(tokens, num_tokens, **hash_kwargs)
-    return CompactVideo(h.table, h.mask, h)
+    (fixed length, or adaptive with ``max_distortion=...``). -> ``[B, K_max, D]`` and its mask. The rows
+    are differentiable means of the tokens when these need a gradient."""
+    x = check_video_tokens(tokens)
+    with torch.no_grad():
+        h = hash_video(x.detach(), num_tokens, **hash_kwargs)
+    return CompactVideo(table_rows(x, h, x.dtype), h.mask, h)
 
 
 @lru_cache(maxsize=8)

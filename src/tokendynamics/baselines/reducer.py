@@ -1,0 +1,78 @@
+"""``Reducer``: any entry of ``compressors`` (or ``"full"``: every token) as an ``nn.Module`` with a fixed
+budget and options, saved and loaded with its settings, ready to sit inside a host model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .._checks import check_video_tokens
+from ..compressor import CompactVideo, TokenDynamics
+from .registry import compressors
+
+CONFIG_NAME = "tokendynamics_reducer.json"
+WEIGHTS_NAME = "tokendynamics_reducer.safetensors"
+FULL = "full"
+
+
+class Reducer(nn.Module):
+    """``Reducer(name, dim, num_tokens=8, **options)(tokens [B, T, H, W, D]) -> CompactVideo``.
+
+    name: a key of ``td.compressors``, or ``"full"`` (every token, in video order: the uncompressed
+    baseline). ``token_dynamics`` builds a trainable :class:`TokenDynamics` of width ``dim`` (options are
+    its config fields, e.g. ``max_distortion`` with ``num_tokens=None`` for adaptive length); the other
+    reducers have no weights and take their own options (``seed``, ``merging_ratio``, ...).
+    """
+
+    def __init__(self, name: str, dim: int, num_tokens: int | None = 8, **options):
+        super().__init__()
+        if name != FULL:
+            compressors[name]  # an unknown name raises, listing the known ones
+        self.name, self.dim, self.num_tokens, self.options = name, dim, num_tokens, dict(options)
+        self.model = TokenDynamics(dim=dim, num_tokens=num_tokens, **options) if name == "token_dynamics" else None
+
+    @property
+    def config(self) -> dict:
+        return dict(name=self.name, dim=self.dim, num_tokens=self.num_tokens, options=self.options)
+
+    def forward(self, tokens: torch.Tensor) -> CompactVideo:
+        x = check_video_tokens(tokens)
+        if self.name == FULL:
+            flat = x.reshape(x.shape[0], -1, x.shape[-1])
+            return CompactVideo(flat, torch.ones(flat.shape[:2], dtype=torch.bool, device=x.device))
+        if self.model is not None:
+            return self.model(x)
+        return compressors[self.name](x, num_tokens=self.num_tokens, **self.options)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the settings (JSON) and any weights (safetensors) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        if self.model is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
+                      str(directory / WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "Reducer":
+        """Load a reducer written by :meth:`save_pretrained` (on the CPU, in the saved dtype)."""
+        directory = Path(directory)
+        if not (directory / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"directory {str(directory)!r} has no {CONFIG_NAME}")
+        cfg = json.loads((directory / CONFIG_NAME).read_text())
+        reducer = cls(cfg["name"], cfg["dim"], cfg["num_tokens"], **cfg["options"])
+        if reducer.model is not None:
+            state = load_file(str(directory / WEIGHTS_NAME))
+            reducer.to(next(iter(state.values())).dtype).load_state_dict(state)
+        return reducer
+
+    @staticmethod
+    def saved_in(directory: str | Path) -> bool:
+        return (Path(directory) / CONFIG_NAME).is_file()
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, dim={self.dim}, num_tokens={self.num_tokens}, options={self.options}"

@@ -1,0 +1,65 @@
+"""Small LLaVA-OneVision models built from config, without downloading anything: a SigLIP-style vision
+tower, a Qwen2-style LM and a byte-level BPE tokenizer trained on a given corpus. Tests build tiny ones;
+the built-in model is a larger one trained on MotionQA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from .frames import FrameTransform
+from .prompts import INSTRUCTION, LETTERS, SYSTEM
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+
+
+def build_tokenizer(corpus, vocab_size: int = 512):
+    """A byte-level BPE tokenizer (Qwen2's special tokens, ``<image>``/``<video>`` placeholders) trained on
+    ``corpus`` (strings) plus the prompt scaffolding, as a ``PreTrainedTokenizerFast``."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    scaffold = [SYSTEM, INSTRUCTION, "system user assistant", *(f"{c}. " for c in LETTERS)]
+    tok.train_from_iterator([*scaffold, *corpus], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+
+
+def build_llava_onevision(out_dir: str | Path, corpus, *, image_size: int = 56, patch_size: int = 14,
+                          vision_width: int = 32, vision_layers: int = 2, vision_heads: int = 2,
+                          text_width: int = 64, text_layers: int = 2, text_heads: int = 4, kv_heads: int = 2,
+                          vocab_size: int = 512, seed: int = 0) -> Path:
+    """Build a randomly initialised ``LlavaOnevisionForConditionalGeneration`` of the given sizes with its
+    tokenizer and processor settings, save it to ``out_dir`` (``from_pretrained``-ready) and return the path.
+    Deterministic for a given corpus and seed."""
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config,
+                              SiglipVisionConfig)
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer(corpus, vocab_size)
+    vision = SiglipVisionConfig(hidden_size=vision_width, intermediate_size=4 * vision_width,
+                                num_hidden_layers=vision_layers, num_attention_heads=vision_heads,
+                                image_size=image_size, patch_size=patch_size)
+    text = Qwen2Config(hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
+                       num_attention_heads=text_heads, num_key_value_heads=kv_heads, vocab_size=len(tokenizer),
+                       max_position_embeddings=8192, tie_word_embeddings=True,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlavaOnevisionConfig(vision_config=vision, text_config=text,
+                                  image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                                  video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+                                  vision_feature_layer=-1, vision_feature_select_strategy="full")
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    FrameTransform(height=image_size, width=image_size).save_pretrained(out)
+    return out

@@ -1,0 +1,240 @@
+"""LLaVA-OneVision with a token reducer between its projector and its LLM, without patching transformers.
+
+The host's public pieces do the work: ``get_video_features`` (vision tower, projector, 2x2 pooling) gives
+``[T, h, w, D]`` tokens per video; the reducer turns them into K tokens; the host's ``image_newline`` row
+follows them, as in the host's own video path; the prompt's text embeddings and these tokens are
+concatenated and passed to the host as ``inputs_embeds`` (with the attention mask and position ids), for a
+forward with labels, for ``generate()``, or for scoring multiple-choice options.
+
+Batches are left-padded, with position ids counted from each sample's first real token, so a sample's
+result does not depend on the rest of its batch; videos of different frame counts and reducers of
+different output lengths (adaptive) mix freely.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..baselines import Reducer
+from .frames import FrameTransform
+from .prompts import LETTERS, answer_text, chat_parts, check_options, multiple_choice, parse_letter
+
+IGNORE = -100
+
+
+class CompressedLlavaOnevision(nn.Module):
+    """A ``LlavaOnevisionForConditionalGeneration`` whose video tokens pass through ``reducer``.
+
+    ``CompressedLlavaOnevision.from_pretrained(path, compressor="token_dynamics", num_tokens=8)``; videos are
+    ``uint8 [T, H, W, 3]`` tensors (one per question).
+    """
+
+    def __init__(self, host, tokenizer, transform: FrameTransform, reducer: Reducer):
+        super().__init__()
+        self.host, self.tokenizer, self.transform, self.reducer = host, tokenizer, transform, reducer
+        self.tokenizer.padding_side = "left"
+        cfg = host.config.vision_config
+        side = math.ceil(cfg.image_size / cfg.patch_size / 2)  # the host's 2x2 bilinear pooling
+        self.grid = (side, side)
+        self.letter_ids = [self._single_token(c) for c in LETTERS]
+
+    # ------------------------------------------------------------------ loading and saving
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, compressor: str | None = None, num_tokens: int | None = 8,
+                        dtype: torch.dtype | None = None, device: str | torch.device | None = None,
+                        **options) -> "CompressedLlavaOnevision":
+        """Load a LLaVA-OneVision checkpoint (local or hub) with a reducer: ``compressor`` (a name of
+        ``td.compressors`` or ``"full"``) with ``num_tokens`` and options; where ``compressor`` is None, the
+        reducer saved with the checkpoint by :meth:`save_pretrained`, else ``"full"``."""
+        from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
+
+        host = LlavaOnevisionForConditionalGeneration.from_pretrained(path, dtype=dtype or torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        transform = FrameTransform.from_pretrained(path) if Path(path).is_dir() else FrameTransform()
+        dim = host.config.text_config.hidden_size
+        if compressor is not None:
+            reducer = Reducer(compressor, dim, num_tokens, **options)
+        elif Path(path).is_dir() and Reducer.saved_in(path):
+            reducer = Reducer.from_pretrained(path)
+        else:
+            reducer = Reducer("full", dim, None)
+        if reducer.dim != dim:
+            raise ValueError(f"the reducer's width ({reducer.dim}) differs from the LLM's ({dim})")
+        model = cls(host, tokenizer, transform, reducer.to(host.dtype))
+        return model.to(device) if device is not None else model
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Host (config and weights), tokenizer, processor settings and reducer (settings and weights)."""
+        directory = Path(directory)
+        self.host.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.transform.save_pretrained(directory)
+        self.reducer.save_pretrained(directory)
+
+    @property
+    def device(self) -> torch.device:
+        return self.host.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.host.dtype
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return ids[0]
+
+    # ------------------------------------------------------------------ video tokens
+
+    def video_features(self, videos) -> list[torch.Tensor]:
+        """Per video ``[T, h, w, D]``: the host's pooled, projected tokens (frames of equal count batched)."""
+        out = [None] * len(videos)
+        cfg = self.host.config
+        for shape, idx in _groups([v.shape for v in videos]).items():
+            pixels = torch.stack([self.transform(videos[i], self.dtype) for i in idx]).to(self.device)
+            feats = self.host.model.get_video_features(
+                pixels, vision_feature_layer=cfg.vision_feature_layer,
+                vision_feature_select_strategy=cfg.vision_feature_select_strategy).pooler_output
+            feats = feats.view(len(idx), shape[0], *self.grid, -1)
+            for j, i in enumerate(idx):
+                out[i] = feats[j]
+        return out
+
+    def video_tokens(self, videos) -> list[torch.Tensor]:
+        """Per video ``[n + 1, D]``: the reducer's ``n`` valid tokens, then the host's newline row."""
+        feats = self.video_features(videos)
+        out = [None] * len(videos)
+        newline = self.host.model.image_newline
+        for _, idx in _groups([f.shape for f in feats]).items():
+            compact = self.reducer(torch.stack([feats[i] for i in idx]))
+            for j, i in enumerate(idx):
+                rows = compact.tokens[j][compact.mask[j]]
+                out[i] = torch.cat([rows.to(newline.dtype), newline[None]], 0)
+        return out
+
+    def count_tokens(self, videos) -> list[int]:
+        """Visual tokens the LLM reads per video (reduced tokens + newline)."""
+        with torch.no_grad():
+            return [len(t) for t in self.video_tokens(videos)]
+
+    # ------------------------------------------------------------------ inputs
+
+    def build_inputs(self, videos, texts, targets=None) -> dict:
+        """Left-padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` (and ``labels`` where
+        ``targets``, the answer texts, are given) for the host. texts: user messages (one per video)."""
+        if len(videos) != len(texts) or (targets is not None and len(targets) != len(texts)):
+            raise ValueError(f"videos ({len(videos)}), texts ({len(texts)}) and targets must pair up")
+        embed = self.host.get_input_embeddings()
+        rows, labels = [], []
+        for i, (vid, text) in enumerate(zip(self.video_tokens(videos), texts)):
+            before, after = chat_parts(text)
+            target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
+            pre, post = self._ids(before), self._ids(after) + target
+            ids = torch.tensor(pre + post, device=self.device)
+            e = embed(ids)
+            rows.append(torch.cat([e[:len(pre)], vid.to(e.dtype), e[len(pre):]], 0))
+            labels.append([IGNORE] * (len(pre) + len(vid) + len(post) - len(target)) + target)
+        return self._pad(rows, labels if targets is not None else None)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _pad(self, rows, labels) -> dict:
+        length = max(len(r) for r in rows)
+        b, d = len(rows), rows[0].shape[-1]
+        embeds = rows[0].new_zeros(b, length, d)
+        mask = torch.zeros(b, length, dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            embeds[i, length - len(r):] = r
+            mask[i, length - len(r):] = 1
+        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
+        if labels is not None:
+            lab = torch.full((b, length), IGNORE, dtype=torch.long, device=self.device)
+            for i, l in enumerate(labels):
+                lab[i, length - len(l):] = torch.tensor(l, device=self.device)
+            out["labels"] = lab
+        return out
+
+    # ------------------------------------------------------------------ uses
+
+    def forward(self, videos, texts, targets=None):
+        """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
+        return self.host(**self.build_inputs(videos, texts, targets))
+
+    def training_loss(self, videos, questions, options, answers) -> torch.Tensor:
+        """Loss of answering each multiple-choice question with its option letter."""
+        texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
+        return self(videos, texts, [answer_text(a) for a in answers]).loss
+
+    @torch.no_grad()
+    def generate(self, videos, texts, max_new_tokens: int = 32, **kwargs) -> list[str]:
+        """Greedy answers (text) to user messages about videos."""
+        inputs = self.build_inputs(videos, texts)
+        inputs.pop("position_ids")  # generate() derives them from the attention mask
+        ids = self.host.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=self.tokenizer.eos_token_id,
+                                 pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def choose(self, videos, questions, options, mode: str = "letter") -> tuple[list[int], torch.Tensor]:
+        """Multiple choice: ``(chosen option per question, scores [B, max options])``.
+
+        ``"letter"``: the next-token logits of the option letters after the NextQA-MC prompt (padding
+        options score -inf); ``"generate"``: the letter in a greedy answer (-1 where none);
+        ``"likelihood"``: the summed log-probability of each option's text as the answer.
+        """
+        options = [check_options(o) for o in options]
+        texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
+        width = max(len(o) for o in options)
+        if mode == "letter":
+            logits = self(videos, texts).logits[:, -1].float()
+            scores = logits[:, self.letter_ids[:width]].clone()
+            for i, o in enumerate(options):
+                scores[i, len(o):] = float("-inf")
+            return scores.argmax(1).tolist(), scores
+        if mode == "generate":
+            answers = self.generate(videos, texts, max_new_tokens=8)
+            picks = [parse_letter(a, len(o)) for a, o in zip(answers, options)]
+            picks = [-1 if p is None else p for p in picks]
+            scores = torch.zeros(len(picks), width)
+            for i, p in enumerate(picks):
+                if p >= 0:
+                    scores[i, p] = 1
+            return picks, scores
+        if mode == "likelihood":
+            return self._likelihood(videos, questions, options, width)
+        raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
+
+    def _likelihood(self, videos, questions, options, width):
+        flat_v, flat_q, flat_t, owner = [], [], [], []
+        for i, (v, q, opts) in enumerate(zip(videos, questions, options)):
+            for o in opts:
+                flat_v.append(v)
+                flat_q.append(q)
+                flat_t.append(o)
+                owner.append(i)
+        inputs = self.build_inputs(flat_v, flat_q, flat_t)
+        labels = inputs.pop("labels")
+        logp = self.host(**inputs).logits[:, :-1].float().log_softmax(-1)
+        target = labels[:, 1:]
+        picked = logp.gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * (target != IGNORE)
+        totals = picked.sum(1)
+        scores = torch.full((len(options), width), float("-inf"))
+        counts = [0] * len(options)
+        for total, i in zip(totals.tolist(), owner):
+            scores[i, counts[i]] = total
+            counts[i] += 1
+        return scores.argmax(1).tolist(), scores
+
+
+def _groups(shapes) -> dict[tuple, list[int]]:
+    """Indices grouped by equal shape, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(shapes):
+        groups.setdefault(tuple(s), []).append(i)
+    return groups

@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from tokendynamics.models import CompressedLlavaOnevision, build_llava_onevision, multiple_choice, parse_letter
+from tokendynamics.models.prompts import chat_parts
+
+QUESTION, OPTIONS = "What colour is the circle?", ["red", "blue", "green", "white", "cyan"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random LLaVA-OneVision saved to disk: 56 px frames, 4 x 4 patches pooled to 2 x 2."""
+    corpus = [multiple_choice(QUESTION, OPTIONS), "Which object moves? red circle blue square"] * 4
+    return build_llava_onevision(tmp_path_factory.mktemp("tiny") / "host", corpus, seed=0)
+
+
+def _videos(*frames, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (t, 60, 64, 3), generator=g, dtype=torch.uint8) for t in frames]
+
+
+def _load(path, **kw):
+    torch.manual_seed(0)
+    return CompressedLlavaOnevision.from_pretrained(path, **kw).eval()
+
+
+def test_keeping_every_token_gives_the_unwrapped_models_logits(tiny):
+    text = multiple_choice(QUESTION, OPTIONS)
+    (video,) = _videos(4)
+    full = _load(tiny, compressor="full")
+    pooled = _load(tiny, compressor="uniform_pool", num_tokens=4 * 2 * 2)  # the full grid: every token
+    before, after = chat_parts(text)
+    ids = full._ids(before) + [full.host.config.video_token_id] * (4 * 2 * 2 + 1) + full._ids(after)
+    with torch.no_grad():
+        ref = full.host(input_ids=torch.tensor([ids]), pixel_values_videos=full.transform(video)[None]).logits
+        for model in (full, pooled):
+            torch.testing.assert_close(model([video], [text]).logits, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_compressed_input_length_is_text_plus_k(tiny):
+    model = _load(tiny, compressor="token_dynamics", num_tokens=3)
+    text = multiple_choice(QUESTION, OPTIONS)
+    inputs = model.build_inputs(_videos(4), [text])
+    before, after = chat_parts(text)
+    assert inputs["inputs_embeds"].shape[1] == len(model._ids(before)) + len(model._ids(after)) + 3 + 1
+    assert model.count_tokens(_videos(4, 6)) == [4, 4]
+
+
+def test_generate_returns_text_and_choices_are_valid(tiny):
+    model = _load(tiny, compressor="tome", num_tokens=4)
+    videos = _videos(4, 4)
+    answers = model.generate(videos, ["Describe the video."] * 2, max_new_tokens=4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    opts = [OPTIONS, OPTIONS[:3]]
+    for mode in ("letter", "likelihood", "generate"):
+        picks, scores = model.choose(videos, [QUESTION] * 2, opts, mode=mode)
+        assert scores.shape == (2, 5) and picks[1] < 3
+    with pytest.raises(ValueError, match="mode must be"):
+        model.choose(videos, [QUESTION] * 2, opts, mode="vote")
+
+
+@pytest.mark.parametrize("compressor, kw", [
+    ("token_dynamics", dict(num_tokens=None, max_distortion=0.02, max_tokens=6)),  # adaptive: lengths differ
+    ("visionzip", dict(num_tokens=5)),
+])
+def test_result_does_not_depend_on_the_batch(tiny, compressor, kw):
+    model = _load(tiny, compressor=compressor, identity_init=False, **kw) if compressor == "token_dynamics" \
+        else _load(tiny, compressor=compressor, **kw)
+    videos = _videos(4, 6, 3, seed=1)  # different frame counts
+    texts = [multiple_choice(QUESTION, OPTIONS), "A much longer question about what the objects do?", "Hi"]
+    with torch.no_grad():
+        batch = model(videos, texts).logits
+        for i in range(3):
+            alone = model(videos[i:i + 1], texts[i:i + 1]).logits[0]
+            torch.testing.assert_close(batch[i, batch.shape[1] - alone.shape[0]:], alone, rtol=1e-4, atol=1e-4)
+    picks, _ = model.choose(videos, [QUESTION] * 3, [OPTIONS] * 3)
+    assert picks == [model.choose([v], [QUESTION], [OPTIONS])[0][0] for v in videos]
+    gen = model.generate(videos, texts, max_new_tokens=3)
+    assert gen == [model.generate([v], [t], max_new_tokens=3)[0] for v, t in zip(videos, texts)]
+
+
+def test_a_training_step_lowers_the_loss(tiny):
+    model = _load(tiny, compressor="token_dynamics", num_tokens=3)
+    model.train()
+    params = [p for p in model.reducer.parameters()] + list(model.host.model.multi_modal_projector.parameters())
+    opt = torch.optim.Adam(params, lr=1e-2)
+    videos = _videos(4, 4)
+    losses = []
+    for _ in range(5):
+        loss = model.training_loss(videos, [QUESTION] * 2, [OPTIONS] * 2, [1, 3])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert model.reducer.model.attention.layers[0].out.weight.abs().sum() > 0  # the reducer learned
+
+
+def test_save_and_load_give_identical_logits(tiny, tmp_path):
+    model = _load(tiny, compressor="token_dynamics", num_tokens=3, identity_init=False)
+    with torch.no_grad():
+        model.host.model.multi_modal_projector.linear_1.weight.mul_(1.5)  # a "fine-tuned" host
+    model.save_pretrained(tmp_path / "ft")
+    again = CompressedLlavaOnevision.from_pretrained(tmp_path / "ft").eval()
+    assert again.reducer.name == "token_dynamics" and again.reducer.num_tokens == 3
+    videos, text = _videos(4), [multiple_choice(QUESTION, OPTIONS)]
+    with torch.no_grad():
+        torch.testing.assert_close(again(videos, text).logits, model(videos, text).logits)
+
+
+def test_bad_arguments(tiny):
+    with pytest.raises(ValueError, match="unknown compressor 'zip'"):
+        _load(tiny, compressor="zip")
+    model = _load(tiny, compressor="full")
+    with pytest.raises(ValueError, match="must pair up"):
+        model(_videos(4), ["a", "b"])
+    with pytest.raises(ValueError, match="options must be a list"):
+        model.choose(_videos(4), [QUESTION], [["only one"]])
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        model(_videos(4)[0].float()[None], ["a"])
+
+
+@pytest.mark.parametrize("text, n, expected", [("B", 5, 1), ("B.", 5, 1), ("(C) green", 5, 2),
+                                               ("The answer is D", 5, 3), ("E", 3, None), ("maybe", 5, None)])
+def test_parse_letter(text, n, expected):
+    assert parse_letter(text, n) == expected
