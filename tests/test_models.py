@@ -53,8 +53,8 @@ def test_generate_returns_text_and_choices_are_valid(tiny):
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     opts = [OPTIONS, OPTIONS[:3]]
     for mode in ("letter", "likelihood", "generate"):
-        picks, scores = model.choose(videos, [QUESTION] * 2, opts, mode=mode)
-        assert scores.shape == (2, 5) and picks[1] < 3
+        result = model.choose(videos, [QUESTION] * 2, opts, mode=mode)
+        assert result.scores.shape == (2, 5) and result.picks[1] < 3 and result.visual_tokens == [5, 5]
     with pytest.raises(ValueError, match="mode must be"):
         model.choose(videos, [QUESTION] * 2, opts, mode="vote")
 
@@ -73,8 +73,8 @@ def test_result_does_not_depend_on_the_batch(tiny, compressor, kw):
         for i in range(3):
             alone = model(videos[i:i + 1], texts[i:i + 1]).logits[0]
             torch.testing.assert_close(batch[i, batch.shape[1] - alone.shape[0]:], alone, rtol=1e-4, atol=1e-4)
-    picks, _ = model.choose(videos, [QUESTION] * 3, [OPTIONS] * 3)
-    assert picks == [model.choose([v], [QUESTION], [OPTIONS])[0][0] for v in videos]
+    picks = model.choose(videos, [QUESTION] * 3, [OPTIONS] * 3).picks
+    assert picks == [model.choose([v], [QUESTION], [OPTIONS]).picks[0] for v in videos]
     gen = model.generate(videos, texts, max_new_tokens=3)
     assert gen == [model.generate([v], [t], max_new_tokens=3)[0] for v, t in zip(videos, texts)]
 
@@ -124,3 +124,28 @@ def test_bad_arguments(tiny):
                                                ("The answer is D", 5, 3), ("E", 3, None), ("maybe", 5, None)])
 def test_parse_letter(text, n, expected):
     assert parse_letter(text, n) == expected
+
+
+def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
+    from types import SimpleNamespace
+
+    from tokendynamics.data import write_video
+    from tokendynamics.integrations.lmms_eval import TokenDynamicsLMM
+    from tokendynamics.integrations.models import AVAILABLE_MODELS
+    from tokendynamics.integrations.models.tokendynamics import TokenDynamicsLMM as via_plugin
+
+    assert via_plugin is TokenDynamicsLMM and AVAILABLE_MODELS == {"tokendynamics": "TokenDynamicsLMM"}
+    write_video(tmp_path / "v.mp4", _videos(6)[0].numpy()[:, :48, :48])
+    lmm = TokenDynamicsLMM(str(tiny), compressor="token_dynamics", num_tokens=3, max_frames_num=4, device="cpu")
+    lmm.task_dict = {"task": {"test": {0: {"video": str(tmp_path / "v.mp4")}}}}
+    to_visual = lambda doc: [doc["video"]]  # noqa: E731
+    text = multiple_choice(QUESTION, OPTIONS)
+    (answer,) = lmm.generate_until([SimpleNamespace(args=(text, {"max_new_tokens": 3, "until": ["\n"]},
+                                                          to_visual, 0, "task", "test"))])
+    assert isinstance(answer, str) and "\n" not in answer
+    (logp, greedy), = lmm.loglikelihood([SimpleNamespace(args=(text, "B", to_visual, 0, "task", "test"))])
+    video = lmm._video([str(tmp_path / "v.mp4")])
+    with torch.no_grad():  # the same as the letter's log-probability after the prompt
+        logits = lmm.model([video], [text]).logits[0, -1].log_softmax(-1)
+    assert abs(logp - float(logits[lmm.model.letter_ids[1]])) < 1e-4
+    assert greedy == (int(logits.argmax()) == lmm.model.letter_ids[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -75,6 +76,89 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
+def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
+    p.add_argument("--model", required=True, help="LLaVA-OneVision checkpoint: a directory or a hub name")
+    p.add_argument("--data", required=True, help="QA JSON Lines")
+    p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
+    p.add_argument("--compressor", required=required_compressor,
+                   help="a reducer of td.compressors or 'full'" + ("" if required_compressor else
+                                                                   " (default: the one saved with the model)"))
+    p.add_argument("--num-tokens", type=_positive, default=8, help="tokens kept per video (fixed length)")
+    p.add_argument("--max-distortion", type=float, help="adaptive length: distortion target (token_dynamics, "
+                                                         "hash_table); replaces --num-tokens")
+    p.add_argument("--max-tokens", type=_positive, help="adaptive length: most tokens per video")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a reducer option (value read as JSON where it parses), repeatable")
+    p.add_argument("--frames", type=_positive, default=32, help="frames sampled per video")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos (counted) instead of stopping")
+    p.add_argument("--no-arrays", action="store_true", help="decode videos even where .npz frames exist")
+
+
+def _reducer_settings(args) -> tuple[int | None, dict]:
+    """(num_tokens, compressor options) from the flags."""
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if args.max_distortion is None:
+        return args.num_tokens, options
+    options["max_distortion"] = args.max_distortion
+    if args.max_tokens:
+        options["max_tokens"] = args.max_tokens
+    return None, options
+
+
+def _train(args, console: Console) -> None:
+    from .train import TrainConfig, train
+
+    num_tokens, options = _reducer_settings(args)
+    summary = train(TrainConfig(
+        model=args.model, data=args.data, video_root=args.video_root, output=args.output,
+        compressor=args.compressor, num_tokens=num_tokens, compressor_options=options, frames=args.frames,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, steps=args.steps, lr=args.lr,
+        weight_decay=args.weight_decay, warmup=args.warmup, lora=args.lora, lora_rank=args.lora_rank,
+        train_projector=not args.freeze_projector, save_every=args.save_every, log_every=args.log_every,
+        seed=args.seed, workers=args.workers, prefer_arrays=not args.no_arrays, skip_bad=args.skip_bad,
+        stop_after=args.stop_after))
+    if _is_main():
+        console.print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}; "
+                      f"run in {args.output}")
+
+
+def _eval(args, console: Console) -> None:
+    from .evaluate import EvalConfig, evaluate
+
+    num_tokens, options = _reducer_settings(args)
+    report = evaluate(EvalConfig(
+        model=args.model, data=args.data, video_root=args.video_root, compressor=args.compressor,
+        num_tokens=num_tokens, compressor_options=options, frames=args.frames, batch_size=args.batch_size,
+        mode=args.mode, output=args.output, workers=args.workers, prefer_arrays=not args.no_arrays,
+        skip_bad=args.skip_bad, limit=args.limit))
+    if report["processes"] > 1 and not _is_main():
+        return
+    table = Table(title=f"{report['reducer']['name']}: {report['overall']['n']} questions")
+    for column in ("type", "n", "accuracy", "95% CI"):
+        table.add_column(column)
+    for name, block in [("overall", report["overall"]), *report["per_type"].items()]:
+        table.add_row(name, str(block["n"]), f"{block['accuracy']:.3f}", f"{block['ci95'][0]:.3f}-{block['ci95'][1]:.3f}")
+    console.print(table)
+    tokens = report["visual_tokens"]
+    console.print(f"visual tokens per video: {tokens['mean']:.1f} of {tokens['full_mean']:.0f} "
+                  f"({tokens['percent_of_full']:.2f}%); {report['questions_per_second']} questions/s")
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tokendynamics", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tokendynamics {__version__}")
@@ -98,11 +182,34 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--fps", type=_positive, default=8)
     gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
     gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
+    train = sub.add_parser("train", help="fine-tune a LLaVA-OneVision model with a reducer on QA JSONL")
+    _model_args(train, required_compressor=True)
+    train.add_argument("--output", required=True, help="run directory: checkpoint, logs, final model/")
+    train.add_argument("--batch-size", type=_positive, default=8, help="global batch (split across processes)")
+    train.add_argument("--grad-accum", type=_positive, default=1)
+    train.add_argument("--steps", type=_positive, default=1000, help="optimiser steps")
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--warmup", type=int, default=50)
+    train.add_argument("--lora", action="store_true", help="also train LoRA adapters on the LLM (peft)")
+    train.add_argument("--lora-rank", type=_positive, default=16)
+    train.add_argument("--freeze-projector", action="store_true")
+    train.add_argument("--save-every", type=_positive, default=100, help="checkpoint interval (steps)")
+    train.add_argument("--log-every", type=_positive, default=10)
+    train.add_argument("--stop-after", type=_positive, help="run at most N steps now, then checkpoint and exit")
+    train.add_argument("--seed", type=int, default=0)
+    evaluate = sub.add_parser("eval", help="evaluate a model with a reducer on QA JSONL")
+    _model_args(evaluate, required_compressor=False)
+    evaluate.add_argument("--batch-size", type=_positive, default=8)
+    evaluate.add_argument("--mode", choices=["letter", "generate", "likelihood"], default="letter")
+    evaluate.add_argument("--output", help="JSON report path")
+    evaluate.add_argument("--limit", type=_positive, help="first N questions only")
+    evaluate.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     console = Console()
     torch.manual_seed(args.seed)
     try:
-        {"demo": _demo, "motionqa": _motionqa}[args.command](args, console)
+        {"demo": _demo, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
     except (ValueError, TypeError) as err:
         console.print(f"[red]error:[/red] {err}")
         return 2

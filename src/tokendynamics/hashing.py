@@ -219,9 +219,14 @@ def hash_video(
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     check_length_mode(num_tokens, max_distortion)
+    with torch.autocast(x5.device.type, enabled=False):  # clustering stays in float32 under mixed precision
+        return _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens,
+                     dict(metric=metric, max_iters=max_iters, tol=tol, seed=seed))
+
+
+def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> TokenHashTable:
     b, t, h, w, d = x5.shape
     x = x5.reshape(b, t * h * w, d)
-    opts = dict(metric=metric, max_iters=max_iters, tol=tol, seed=seed)
     if num_tokens is not None:
         k = num_tokens
         labels = kmeans(x, k, **opts).labels

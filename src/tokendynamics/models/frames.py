@@ -37,8 +37,8 @@ class FrameTransform:
         if tuple(x.shape[-2:]) != (self.height, self.width):
             x = F.interpolate(x, size=(self.height, self.width), mode=_RESAMPLE.get(self.resample, "bilinear"),
                               antialias=True, align_corners=False).clamp(0, 255)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return ((x * self.rescale - mean) / std).to(dtype)
 
     @classmethod

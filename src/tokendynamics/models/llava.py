@@ -14,6 +14,7 @@ different output lengths (adaptive) mix freely.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +25,16 @@ from .frames import FrameTransform
 from .prompts import LETTERS, answer_text, chat_parts, check_options, multiple_choice, parse_letter
 
 IGNORE = -100
+
+
+@dataclass
+class Choices:
+    """Multiple-choice results: ``picks`` (option index per question, -1 where none could be read),
+    ``scores`` ``[B, max options]``, ``visual_tokens`` (tokens the LLM read per video, newline included)."""
+
+    picks: list[int]
+    scores: torch.Tensor
+    visual_tokens: list[int]
 
 
 class CompressedLlavaOnevision(nn.Module):
@@ -130,7 +141,8 @@ class CompressedLlavaOnevision(nn.Module):
             raise ValueError(f"videos ({len(videos)}), texts ({len(texts)}) and targets must pair up")
         embed = self.host.get_input_embeddings()
         rows, labels = [], []
-        for i, (vid, text) in enumerate(zip(self.video_tokens(videos), texts)):
+        visual = self.video_tokens(videos)
+        for i, (vid, text) in enumerate(zip(visual, texts)):
             before, after = chat_parts(text)
             target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
             pre, post = self._ids(before), self._ids(after) + target
@@ -138,7 +150,9 @@ class CompressedLlavaOnevision(nn.Module):
             e = embed(ids)
             rows.append(torch.cat([e[:len(pre)], vid.to(e.dtype), e[len(pre):]], 0))
             labels.append([IGNORE] * (len(pre) + len(vid) + len(post) - len(target)) + target)
-        return self._pad(rows, labels if targets is not None else None)
+        inputs = self._pad(rows, labels if targets is not None else None)
+        inputs["visual_tokens"] = [len(v) for v in visual]
+        return inputs
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -163,7 +177,9 @@ class CompressedLlavaOnevision(nn.Module):
 
     def forward(self, videos, texts, targets=None):
         """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
-        return self.host(**self.build_inputs(videos, texts, targets))
+        inputs = self.build_inputs(videos, texts, targets)
+        inputs.pop("visual_tokens")
+        return self.host(**inputs)
 
     def training_loss(self, videos, questions, options, answers) -> torch.Tensor:
         """Loss of answering each multiple-choice question with its option letter."""
@@ -174,6 +190,7 @@ class CompressedLlavaOnevision(nn.Module):
     def generate(self, videos, texts, max_new_tokens: int = 32, **kwargs) -> list[str]:
         """Greedy answers (text) to user messages about videos."""
         inputs = self.build_inputs(videos, texts)
+        inputs.pop("visual_tokens")
         inputs.pop("position_ids")  # generate() derives them from the attention mask
         ids = self.host.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                  eos_token_id=self.tokenizer.eos_token_id,
@@ -181,55 +198,58 @@ class CompressedLlavaOnevision(nn.Module):
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     @torch.no_grad()
-    def choose(self, videos, questions, options, mode: str = "letter") -> tuple[list[int], torch.Tensor]:
-        """Multiple choice: ``(chosen option per question, scores [B, max options])``.
+    def loglikelihood(self, videos, texts, continuations) -> list[tuple[float, bool]]:
+        """Per sample: the summed log-probability of ``continuation`` as the answer to ``text`` about the
+        video, and whether greedy decoding would produce it."""
+        inputs = self.build_inputs(videos, texts, continuations)
+        inputs.pop("visual_tokens")
+        labels = inputs.pop("labels")
+        logits = self.host(**inputs).logits[:, :-1].float()
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        eos = torch.zeros_like(keep)  # the end-of-turn token closes every target; score the answer alone
+        eos[:, -1] = True
+        keep &= ~eos
+        logp = logits.log_softmax(-1).gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        greedy = (logits.argmax(-1) == target) | ~keep
+        return [(float((logp[i] * keep[i]).sum()), bool(greedy[i].all())) for i in range(len(texts))]
 
-        ``"letter"``: the next-token logits of the option letters after the NextQA-MC prompt (padding
-        options score -inf); ``"generate"``: the letter in a greedy answer (-1 where none);
-        ``"likelihood"``: the summed log-probability of each option's text as the answer.
+    @torch.no_grad()
+    def choose(self, videos, questions, options, mode: str = "letter") -> Choices:
+        """Multiple choice as NextQA-MC is scored, ``mode``:
+
+        ``"letter"``: the next-token logits of the option letters after the multiple-choice prompt
+        (padding options score -inf); ``"generate"``: the letter named in a greedy answer (-1 where none);
+        ``"likelihood"``: the summed log-probability of each option's text as the answer to the question.
         """
         options = [check_options(o) for o in options]
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
         width = max(len(o) for o in options)
+        scores = torch.full((len(options), width), float("-inf"))
         if mode == "letter":
-            logits = self(videos, texts).logits[:, -1].float()
-            scores = logits[:, self.letter_ids[:width]].clone()
+            inputs = self.build_inputs(videos, texts)
+            visual = inputs.pop("visual_tokens")
+            logits = self.host(**inputs).logits[:, -1].float().cpu()
             for i, o in enumerate(options):
-                scores[i, len(o):] = float("-inf")
-            return scores.argmax(1).tolist(), scores
+                scores[i, :len(o)] = logits[i, self.letter_ids[:len(o)]]
+            return Choices(scores.argmax(1).tolist(), scores, visual)
         if mode == "generate":
+            visual = self.count_tokens(videos)
             answers = self.generate(videos, texts, max_new_tokens=8)
             picks = [parse_letter(a, len(o)) for a, o in zip(answers, options)]
-            picks = [-1 if p is None else p for p in picks]
-            scores = torch.zeros(len(picks), width)
             for i, p in enumerate(picks):
-                if p >= 0:
-                    scores[i, p] = 1
-            return picks, scores
+                if p is not None:
+                    scores[i, p] = 0.0
+            return Choices([-1 if p is None else p for p in picks], scores, visual)
         if mode == "likelihood":
-            return self._likelihood(videos, questions, options, width)
+            owner = [i for i, o in enumerate(options) for _ in o]
+            flat = self.loglikelihood([videos[i] for i in owner], [questions[i] for i in owner],
+                                      [opt for o in options for opt in o])
+            column = [j for o in options for j in range(len(o))]
+            for (logp, _), i, j in zip(flat, owner, column):
+                scores[i, j] = logp
+            return Choices(scores.argmax(1).tolist(), scores, self.count_tokens(videos))
         raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
-
-    def _likelihood(self, videos, questions, options, width):
-        flat_v, flat_q, flat_t, owner = [], [], [], []
-        for i, (v, q, opts) in enumerate(zip(videos, questions, options)):
-            for o in opts:
-                flat_v.append(v)
-                flat_q.append(q)
-                flat_t.append(o)
-                owner.append(i)
-        inputs = self.build_inputs(flat_v, flat_q, flat_t)
-        labels = inputs.pop("labels")
-        logp = self.host(**inputs).logits[:, :-1].float().log_softmax(-1)
-        target = labels[:, 1:]
-        picked = logp.gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * (target != IGNORE)
-        totals = picked.sum(1)
-        scores = torch.full((len(options), width), float("-inf"))
-        counts = [0] * len(options)
-        for total, i in zip(totals.tolist(), owner):
-            scores[i, counts[i]] = total
-            counts[i] += 1
-        return scores.argmax(1).tolist(), scores
 
 
 def _groups(shapes) -> dict[tuple, list[int]]:

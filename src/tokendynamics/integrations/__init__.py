@@ -1,0 +1,1 @@
+"""Entries for evaluation harnesses (optional dependencies): ``lmms_eval``."""

@@ -1,0 +1,252 @@
+"""Fine-tuning a host video LLM with a reducer on multiple-choice QA, one process or many (``accelerate``).
+
+Trained: the reducer's weights (Token Dynamics' attention), the host's projector, and optionally LoRA
+adapters on the LLM (``peft``); the vision tower and the LLM stay frozen. The loss is that of answering
+with the option's letter. Read top to bottom: set up, resume, loop, save.
+
+    tokendynamics train --model PATH --data train.jsonl --video-root DIR --compressor token_dynamics \\
+        --num-tokens 8 --output runs/td8            # or: accelerate launch -m tokendynamics.cli train ...
+
+The batch size is global: with ``n`` processes each takes ``batch_size / n`` of every batch, so runs on
+different process counts see the same batches. A checkpoint (model, optimiser, scheduler, RNG and loop
+state) is written every ``save_every`` steps and a run restarted with the same ``--output`` resumes from it
+(``--stop-after N`` runs N steps and exits, for time-boxed jobs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .data.qa import QADataset, collate_qa
+from .models import CompressedLlavaOnevision
+from .models.prompts import answer_text, multiple_choice
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (the CLI's flags). ``batch_size`` is global; ``steps`` counts optimiser
+    steps (each of ``grad_accum`` batches)."""
+
+    model: str
+    data: str
+    video_root: str
+    output: str
+    compressor: str = "token_dynamics"
+    num_tokens: int | None = 8
+    compressor_options: dict = field(default_factory=dict)
+    frames: int = 32
+    batch_size: int = 8
+    grad_accum: int = 1
+    steps: int = 1000
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup: int = 50
+    max_grad_norm: float = 1.0
+    lora: bool = False
+    lora_rank: int = 16
+    train_projector: bool = True
+    save_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    workers: int = 2
+    prefer_arrays: bool = True
+    skip_bad: bool = False
+    mixed_precision: str | None = None  # None: bf16 on GPU, none on CPU
+    stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
+
+    def __post_init__(self):
+        for name in ("frames", "batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0):
+            raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
+
+
+class LoopState:
+    """Where the loop is: optimiser steps done, epoch, batches of the epoch consumed, losses logged."""
+
+    def __init__(self):
+        self.step, self.epoch, self.batch, self.skipped, self.log = 0, 0, 0, 0, []
+
+    def state_dict(self) -> dict:
+        return dict(step=self.step, epoch=self.epoch, batch=self.batch, skipped=self.skipped, log=self.log)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def add_lora(model: CompressedLlavaOnevision, rank: int) -> None:
+    """LoRA adapters (rank ``rank``, alpha ``2 rank``) on the LLM's attention projections."""
+    from peft import LoraConfig, get_peft_model
+
+    lm = model.host.model.language_model
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    model.host.model.language_model = get_peft_model(lm, config)
+
+
+def merge_lora(model: CompressedLlavaOnevision) -> None:
+    """Fold LoRA adapters into the LLM's weights (so the saved model is a plain host checkpoint)."""
+    lm = model.host.model.language_model
+    if hasattr(lm, "merge_and_unload"):
+        model.host.model.language_model = lm.merge_and_unload()
+
+
+def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    """Freeze the host, then unfreeze what this run trains; returns those parameters."""
+    model.requires_grad_(False)
+    if cfg.lora:
+        add_lora(model, cfg.lora_rank)  # marks only the adapters trainable
+    model.reducer.requires_grad_(True)
+    if cfg.train_projector:
+        model.host.model.multi_modal_projector.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"nothing to train: compressor {cfg.compressor!r} has no weights and the projector "
+                         f"and LoRA are off")
+    return params
+
+
+def schedule(cfg: TrainConfig):
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 10% of ``lr``."""
+    def factor(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def save_checkpoint(accelerator, output: Path) -> None:
+    """Write the checkpoint beside the old one, then swap, so a kill never leaves a half-written one."""
+    tmp, final, old = output / (CHECKPOINT + ".tmp"), output / CHECKPOINT, output / (CHECKPOINT + ".old")
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training; returns the summary also written to ``output/train_summary.json``."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    output = Path(cfg.output)
+    precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(),  # gloo where there is no GPU
+                              gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
+                              dataloader_config=DataLoaderConfiguration(split_batches=True,
+                                                                        use_seedable_sampler=True))
+    if cfg.batch_size % accelerator.num_processes:
+        raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
+    set_seed(cfg.seed)
+    model = CompressedLlavaOnevision.from_pretrained(cfg.model, cfg.compressor, cfg.num_tokens,
+                                                     **cfg.compressor_options)
+    params = trainable(model, cfg)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
+    data = QADataset(cfg.data, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                         collate_fn=collate_qa, num_workers=cfg.workers,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    if len(loader) == 0:
+        raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the dataset ({len(data)} questions)")
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    state = LoopState()
+    accelerator.register_for_checkpointing(state)
+    accelerator.register_save_state_pre_hook(_only_trainable)
+    if (output / CHECKPOINT).is_dir():
+        accelerator.load_state(str(output / CHECKPOINT), strict=False)
+        accelerator.print(f"resumed from {output / CHECKPOINT} at step {state.step}")
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                   TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+                   disable=not accelerator.is_main_process)
+    task = bar.add_task("train", total=cfg.steps, completed=state.step, loss="-")
+    start, samples, running = time.perf_counter(), 0, []
+    last = cfg.steps if cfg.stop_after is None else min(cfg.steps, state.step + cfg.stop_after)
+    with bar:
+        while state.step < last:
+            loader.set_epoch(state.epoch)
+            batches = accelerator.skip_first_batches(loader, state.batch) if state.batch else loader
+            for batch in batches:
+                with accelerator.accumulate(model):
+                    loss = _loss(model, batch, params)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                state.batch += 1
+                state.skipped += batch["skipped"]
+                samples += len(batch["question"])
+                running.append(accelerator.gather(loss.detach()[None]).mean().item())
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
+                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                    state.log.append(dict(step=state.step, loss=sum(running) / len(running),
+                                          lr=scheduler.get_last_lr()[0]))
+                    running = []
+                bar.update(task, completed=state.step, loss=f"{state.log[-1]['loss']:.4f}" if state.log else "-")
+                if state.step % cfg.save_every == 0 or state.step == last:
+                    save_checkpoint(accelerator, output)
+                if state.step >= last:
+                    break
+            else:
+                state.epoch, state.batch = state.epoch + 1, 0
+    elapsed = time.perf_counter() - start
+    skipped = int(accelerator.gather(torch.tensor([state.skipped], device=accelerator.device)).sum())
+    local = torch.tensor([samples], device=accelerator.device)
+    total_samples = int(accelerator.gather(local).sum())
+    summary = dict(steps=state.step, final_loss=state.log[-1]["loss"] if state.log else None, log=state.log,
+                   skipped_videos=skipped, processes=accelerator.num_processes,
+                   samples_per_second=total_samples / elapsed if elapsed > 0 else None)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and state.step < cfg.steps:
+        (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        accelerator.print(f"stopped at step {state.step} of {cfg.steps}; run again to resume")
+    elif accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        merge_lora(final)
+        final.save_pretrained(output / "model")
+        (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        if skipped:
+            accelerator.print(f"skipped {skipped} unreadable videos")
+    accelerator.end_training()
+    return summary
+
+
+def _only_trainable(models, weights, _directory) -> None:
+    """Checkpoints hold the trained weights only (the frozen host is reloaded from its checkpoint)."""
+    for model, weights_of in zip(models, weights):
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        for key in [k for k in weights_of if k not in names]:
+            del weights_of[key]
+
+
+def _loss(model, batch, params) -> torch.Tensor:
+    """The batch's loss; a batch whose videos were all skipped contributes zero (and still joins the
+    gradient exchange of a multi-process run)."""
+    if not batch["question"]:
+        return sum(p.sum() * 0 for p in params)
+    texts = [multiple_choice(q, o) for q, o in zip(batch["question"], batch["options"])]
+    return model(batch["frames"], texts, [answer_text(a) for a in batch["answer"]]).loss

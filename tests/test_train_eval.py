@@ -1,0 +1,125 @@
+"""End to end: train and eval on a generated MotionQA split with a tiny LLaVA-OneVision, on CPU, in one
+process and in two (torchrun, gloo)."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tokendynamics.cli import main
+from tokendynamics.data import load_qa
+from tokendynamics.data.motionqa import generate_motionqa
+from tokendynamics.evaluate import EvalConfig, evaluate, wilson
+from tokendynamics.models import CompressedLlavaOnevision, build_llava_onevision, multiple_choice
+from tokendynamics.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    generate_motionqa(root / "mqa", num_videos=20, seed=0, num_frames=16, size=64, arrays=True, workers=1,
+                      progress=False)
+    items = load_qa(root / "mqa" / "train.jsonl")
+    host = build_llava_onevision(root / "host", [multiple_choice(i.question, i.options) for i in items])
+    return root, host
+
+
+def _train_cfg(root, host, output, **kw):
+    base = dict(model=str(host), data=str(root / "mqa/train.jsonl"), video_root=str(root / "mqa"),
+                output=str(output), compressor="token_dynamics", num_tokens=4, frames=8, batch_size=4,
+                steps=6, lr=1e-2, warmup=0, save_every=2, log_every=1, workers=0)
+    return TrainConfig(**(base | kw))
+
+
+def _losses(output):
+    return [entry["loss"] for entry in json.loads((output / "train_summary.json").read_text())["log"]]
+
+
+def _torchrun(args, cwd):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "tokendynamics.cli", *args]
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_train_saves_a_model_that_loads_and_evaluates(setup):
+    root, host = setup
+    summary = train(_train_cfg(root, host, root / "run"))
+    assert summary["steps"] == 6 and len(summary["log"]) == 6 and summary["skipped_videos"] == 0
+    model = CompressedLlavaOnevision.from_pretrained(root / "run" / "model")
+    assert model.reducer.name == "token_dynamics" and model.reducer.num_tokens == 4
+    report = evaluate(EvalConfig(model=str(root / "run" / "model"), data=str(root / "mqa/test.jsonl"),
+                                 video_root=str(root / "mqa"), frames=8, batch_size=3, workers=0,
+                                 output=str(root / "report.json")))
+    assert report["overall"]["n"] == 4 and report["visual_tokens"]["mean"] == 5  # 4 tokens + newline
+    assert report["visual_tokens"]["full_mean"] == 8 * 2 * 2 + 1
+    assert set(report["per_type"]) == {i.type for i in load_qa(root / "mqa/test.jsonl")}
+    assert json.loads((root / "report.json").read_text())["overall"] == report["overall"]
+
+
+def test_a_stopped_run_resumes_to_the_uninterrupted_result(setup):
+    root, host = setup
+    train(_train_cfg(root, host, root / "whole"))
+    train(_train_cfg(root, host, root / "parts", stop_after=3))
+    assert len(_losses(root / "parts")) == 3 and not (root / "parts" / "model").exists()
+    train(_train_cfg(root, host, root / "parts"))
+    assert _losses(root / "parts") == _losses(root / "whole")
+    a = CompressedLlavaOnevision.from_pretrained(root / "whole" / "model").reducer.state_dict()
+    b = CompressedLlavaOnevision.from_pretrained(root / "parts" / "model").reducer.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_processes_match_one(setup, tmp_path):
+    root, host = setup
+    common = ["--model", str(host), "--video-root", str(root / "mqa"), "--frames", "8", "--workers", "0"]
+    train(_train_cfg(root, host, tmp_path / "one", steps=4))
+    _torchrun(["train", *common, "--data", str(root / "mqa/train.jsonl"), "--compressor", "token_dynamics",
+               "--num-tokens", "4", "--output", str(tmp_path / "two"), "--steps", "4", "--batch-size", "4",
+               "--lr", "1e-2", "--warmup", "0", "--log-every", "1"], tmp_path)
+    assert json.loads((tmp_path / "two" / "train_summary.json").read_text())["processes"] == 2
+    torch.testing.assert_close(_losses(tmp_path / "two"), _losses(tmp_path / "one"), rtol=1e-3, atol=1e-3)
+    args = ["eval", *common, "--model", str(tmp_path / "one" / "model"), "--data", str(root / "mqa/train.jsonl"),
+            "--batch-size", "3"]
+    assert main(args[:1] + args[1:] + ["--output", str(tmp_path / "r1.json")]) == 0
+    _torchrun(args + ["--output", str(tmp_path / "r2.json")], tmp_path)
+    one, two = (json.loads((tmp_path / f"r{n}.json").read_text()) for n in (1, 2))
+    assert two["processes"] == 2 and one["overall"] == two["overall"] and one["per_type"] == two["per_type"]
+    assert [r["pick"] for r in one["records"]] == [r["pick"] for r in two["records"]]
+
+
+def test_bad_settings_are_refused(setup, tmp_path):
+    root, host = setup
+    with pytest.raises(ValueError, match="nothing to train"):
+        train(_train_cfg(root, host, tmp_path / "x", compressor="uniform_pool", train_projector=False))
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        train(_train_cfg(root, host, tmp_path / "y", batch_size=64))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        EvalConfig(model="m", data="d", video_root="v", mode="vote")
+    assert main(["train", "--model", str(host), "--data", "d", "--video-root", "v", "--compressor", "tome",
+                 "--output", str(tmp_path / "z"), "--option", "novalue"]) == 2
+
+
+def test_wilson_interval():
+    assert wilson(0, 0) == [0.0, 0.0]
+    low, high = wilson(50, 100)
+    assert low < 0.5 < high and abs((0.5 - low) - (high - 0.5)) < 1e-3
+
+
+def test_lora_adapters_are_trained_and_merged_into_the_saved_model(setup, tmp_path):
+    root, host = setup
+    train(_train_cfg(root, host, tmp_path / "lora", compressor="uniform_pool", steps=2, lora=True, lora_rank=4,
+                     train_projector=False))
+    tuned = CompressedLlavaOnevision.from_pretrained(tmp_path / "lora" / "model", compressor="full")
+    base = CompressedLlavaOnevision.from_pretrained(host, compressor="full")
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    tuned_q, base_q = tuned.host.state_dict()[q], base.host.state_dict()[q]
+    assert not torch.equal(tuned_q, base_q)  # the adapters moved and were folded in
+    proj = "model.multi_modal_projector.linear_1.weight"
+    assert torch.equal(tuned.host.state_dict()[proj], base.host.state_dict()[proj])  # frozen stayed frozen
+    assert not any("lora" in k for k in tuned.host.state_dict())
