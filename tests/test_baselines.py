@@ -135,7 +135,7 @@ def test_tome_averages_by_size():
 
 
 def test_visionzip_keeps_the_most_attended_tokens_and_merges_the_rest():
-    x = torch.randn(1, 2, 4, 4, 8)
+    x = torch.randn(1, 2, 4, 4, 8, generator=torch.Generator().manual_seed(0))
     attention = torch.zeros(1, 2, 4, 4)
     attention[0, 1, 2, 3], attention[0, 0, 0, 1], attention[0, 1, 0, 0] = 3.0, 2.0, 1.0
     out = visionzip(x, num_tokens=4, attention=attention).tokens[0]  # 3 dominant + 1 contextual
@@ -149,11 +149,12 @@ def test_visionzip_keeps_the_most_attended_tokens_and_merges_the_rest():
 
 def test_dycoke_drops_cells_that_repeat_their_reference_frame():
     assert reference_frames(8).tolist() == [-1, 0, 0, 2, -1, 4, 4, 6]
-    x = torch.randn(1, 1, 3, 3, 8).expand(1, 4, 3, 3, 8).clone()  # static video ...
-    x[0, 1, 1, 1] = torch.randn(8)  # ... but for one cell of frame 1
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 3, 3, 8, generator=g).expand(1, 4, 3, 3, 8).clone()  # static video ...
+    x[0, 1, 1, 1] = torch.randn(8, generator=g)  # ... but for one cell of frame 1
     survives, _ = temporal_redundancy(x, merging_ratio=0.8)  # compared frames keep 1 cell of 9
     assert survives[0, 0].all() and survives[0, 1, 1, 1] and survives[0, 1].sum() == 1
-    out = td.compressors["dycoke"](x, num_tokens=10, merging_ratio=0.8).tokens[0]
+    out = td.compressors["dycoke"](x, num_tokens=12, merging_ratio=0.8).tokens[0]  # every survivor
     assert any(torch.equal(row, x[0, 1, 1, 1]) for row in out)  # the changed cell is kept
     with pytest.raises(ValueError, match="merging_ratio"):
         td.compressors["dycoke"](x, num_tokens=4, merging_ratio=1.0)

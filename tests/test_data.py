@@ -196,3 +196,13 @@ def test_config_errors():
         mq.MotionQAConfig(num_frames=8)
     with pytest.raises(ValueError, match="num_videos must be >= 1"):
         mq.generate_motionqa("unused", num_videos=0)
+
+
+def test_archives_only_serve_the_dataset(tmp_path):
+    mq.generate_motionqa(tmp_path, num_videos=3, seed=0, num_frames=FRAMES, size=64, arrays=True, mp4=False,
+                         workers=1, progress=False)
+    assert not list(tmp_path.glob("videos/*/*.mp4")) and list(tmp_path.glob("videos/*/*.npz"))
+    ds = QADataset(tmp_path / "train.jsonl", tmp_path, num_frames=4)  # the mp4 is missing: the archive serves
+    assert ds[0]["frames"].shape == (4, 64, 64, 3)
+    with pytest.raises(ValueError, match="write mp4 files"):
+        mq.MotionQAConfig(arrays=False, mp4=False)

@@ -64,7 +64,8 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
     from .data.motionqa import generate_motionqa
 
     stats = generate_motionqa(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames,
-                              size=args.size, fps=args.fps, arrays=args.arrays, workers=args.workers)
+                              size=args.size, fps=args.fps, arrays=args.arrays or args.no_mp4,
+                              mp4=not args.no_mp4, workers=args.workers)
     table = Table(title=f"MotionQA in {args.out_dir}")
     for column in ("split", "videos", "questions", "question types", "answer positions (chi2)"):
         table.add_column(column)
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--size", type=_positive, default=384, help="frame side in pixels (even)")
     gen.add_argument("--fps", type=_positive, default=8)
     gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
+    gen.add_argument("--no-mp4", action="store_true", help="frame archives only (implies --arrays; no PyAV needed)")
     gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
     train = sub.add_parser("train", help="fine-tune a LLaVA-OneVision model with a reducer on QA JSONL")
     _model_args(train, required_compressor=True)

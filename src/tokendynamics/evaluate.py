@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
+from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa, load_qa
 from .models import CompressedLlavaOnevision
 
@@ -83,10 +84,9 @@ def summarise(records: list[dict]) -> dict:
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Run the evaluation; returns the report (also written to ``cfg.output`` when given)."""
-    from accelerate import Accelerator
     from accelerate.utils import gather_object
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())  # gloo where there is no GPU
+    accelerator = make_accelerator()
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
     model = CompressedLlavaOnevision.from_pretrained(cfg.model, cfg.compressor, cfg.num_tokens, dtype=dtype,
                                                      **cfg.compressor_options).to(accelerator.device).eval()
@@ -117,6 +117,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         Path(cfg.output).write_text(json.dumps(report, indent=1))
     if skipped:
         accelerator.print(f"skipped {skipped} unreadable videos")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # tears the process group down on every process together
     return report
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa
 from .models import CompressedLlavaOnevision
 from .models.prompts import answer_text, multiple_choice
@@ -55,6 +56,7 @@ class TrainConfig:
     lora: bool = False
     lora_rank: int = 16
     train_projector: bool = True
+    full_finetune: bool = False  # every weight of the host too (training a model from scratch)
     save_every: int = 100
     log_every: int = 10
     seed: int = 0
@@ -104,7 +106,7 @@ def merge_lora(model: CompressedLlavaOnevision) -> None:
 
 def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Freeze the host, then unfreeze what this run trains; returns those parameters."""
-    model.requires_grad_(False)
+    model.requires_grad_(cfg.full_finetune)
     if cfg.lora:
         add_lora(model, cfg.lora_rank)  # marks only the adapters trainable
     model.reducer.requires_grad_(True)
@@ -142,15 +144,12 @@ def save_checkpoint(accelerator, output: Path) -> None:
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training; returns the summary also written to ``output/train_summary.json``."""
-    from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
     output = Path(cfg.output)
-    precision = cfg.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(),  # gloo where there is no GPU
-                              gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
-                              dataloader_config=DataLoaderConfiguration(split_batches=True,
-                                                                        use_seedable_sampler=True))
+    accelerator = make_accelerator(cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                                   dataloader_config=DataLoaderConfiguration(split_batches=True,
+                                                                             use_seedable_sampler=True))
     if cfg.batch_size % accelerator.num_processes:
         raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
     set_seed(cfg.seed)
@@ -231,7 +230,8 @@ def train(cfg: TrainConfig) -> dict:
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
         if skipped:
             accelerator.print(f"skipped {skipped} unreadable videos")
-    accelerator.end_training()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # tears the process group down on every process together
     return summary
 
 

@@ -326,13 +326,15 @@ def render(objects, bg: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class MotionQAConfig:
     """num_frames, size (square side in pixels, even), fps of the mp4, seed; arrays: also write each
-    video's frames as a compressed ``.npz`` archive."""
+    video's frames as a compressed ``.npz`` archive; mp4: write the mp4 files (off: archives only, for
+    training machines without PyAV)."""
 
     num_frames: int = 32
     size: int = 384
     fps: int = 8
     seed: int = 0
     arrays: bool = False
+    mp4: bool = True
 
     def __post_init__(self):
         for name in ("num_frames", "size", "fps"):
@@ -341,10 +343,13 @@ class MotionQAConfig:
             raise ValueError(f"num_frames must be >= 16 (events need room), got {self.num_frames}")
         if self.size % 2 or self.size < 64:
             raise ValueError(f"size must be an even number >= 64, got {self.size}")
+        if not (self.mp4 or self.arrays):
+            raise ValueError("write mp4 files, frame archives (arrays=True) or both")
 
 
-def make_video(index: int, config: MotionQAConfig):
-    """Video ``index``: ``(frames uint8 [T, S, S, 3], scene dict, [QAItem, QAItem])``; deterministic."""
+def make_scene(index: int, config: MotionQAConfig):
+    """Scene ``index`` without its pictures: ``(rng, objects, scene dict, [QAItem, QAItem])``; the rng,
+    advanced past the questions, then draws the pictures (:func:`make_video`)."""
     rng = np.random.default_rng([config.seed, index])
     split, vid = split_of(index), f"{index:06d}"
     decade, place = divmod(index, 10)  # types cycle within every split (a split is a place in the decade)
@@ -352,22 +357,28 @@ def make_video(index: int, config: MotionQAConfig):
     ctype = CONTENT_TYPES[(decade // len(MOTION_TYPES) + place) % len(CONTENT_TYPES)]
     objs, motion = motion_scene(rng, mtype, config.num_frames, config.size)
     content = content_question(rng, ctype, objs)
-    draw_order = [objs[i] for i in rng.permutation(len(objs))]
-    frames = render(draw_order, background(rng, config.size))
     video = f"videos/{split}/{vid}.mp4"
     items = []
     for qtype, (question, answer, distractors) in ((mtype, motion), (ctype, content)):
         options, position = _options(rng, answer, distractors)
         items.append(QAItem(video, question, tuple(options), position, qtype, f"{vid}-{qtype}"))
     scene = dict(id=vid, split=split, video=video, size=config.size, objects=[asdict(o) for o in objs])
-    return frames, scene, items
+    return rng, objs, scene, items
+
+
+def make_video(index: int, config: MotionQAConfig):
+    """Video ``index``: ``(frames uint8 [T, S, S, 3], scene dict, [QAItem, QAItem])``; deterministic."""
+    rng, objs, scene, items = make_scene(index, config)
+    draw_order = [objs[i] for i in rng.permutation(len(objs))]
+    return render(draw_order, background(rng, config.size)), scene, items
 
 
 def _write_one(args):
     index, config, out = args
     frames, scene, items = make_video(index, config)
     path = out / scene["video"]
-    write_video(path, frames, fps=config.fps)
+    if config.mp4:
+        write_video(path, frames, fps=config.fps)
     if config.arrays:
         np.savez_compressed(path.with_suffix(".npz"), frames=frames)
     return index, scene, items
@@ -403,12 +414,12 @@ def blind_accuracy(items, prior: dict[str, str]) -> dict[str, float]:
 
 
 def generate_motionqa(out_dir: str | Path, num_videos: int, seed: int = 0, num_frames: int = 32,
-                      size: int = 384, fps: int = 8, arrays: bool = False, workers: int | None = None,
-                      progress: bool = True) -> dict:
+                      size: int = 384, fps: int = 8, arrays: bool = False, mp4: bool = True,
+                      workers: int | None = None, progress: bool = True) -> dict:
     """Generate ``num_videos`` MotionQA videos into ``out_dir`` (layout in the module docstring), on
     ``workers`` processes (default: every core). Returns the statistics also written to ``stats.json``."""
     check_positive_int(num_videos, "num_videos")
-    config = MotionQAConfig(num_frames, size, fps, seed, arrays)
+    config = MotionQAConfig(num_frames, size, fps, seed, arrays, mp4)
     out = Path(out_dir)
     for split in SPLITS:
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)

@@ -129,9 +129,12 @@ class QADataset(Dataset):
         return len(self.items)
 
     def video_path(self, item: QAItem) -> Path:
+        """The file to read: the video, or its ``.npz`` archive where preferred (or where the video is
+        missing and the archive exists)."""
         path = self.video_root / item.video
         archive = path.with_suffix(".npz")
-        return archive if self.prefer_arrays and archive.is_file() else path
+        use_archive = archive.is_file() and (self.prefer_arrays or not path.exists())
+        return archive if use_archive else path
 
     def __getitem__(self, index: int) -> dict | None:
         item = self.items[index]

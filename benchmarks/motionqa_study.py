@@ -1,0 +1,125 @@
+"""The MotionQA study: train the built-in model on full tokens (stage 1), then compare every reducer at
+the same token budgets, training-free and fine-tuned (stage 2). Raw results go to ``OUT/results.jsonl``.
+
+    python benchmarks/motionqa_study.py data   OUT [--videos 10000]
+    python benchmarks/motionqa_study.py stage1 OUT [--steps N | --minutes M] [--batch-size 32 --lr 5e-4]
+    python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
+
+Every run is seeded; the settings of each are recorded beside its result. ``--minutes`` times 20 steps
+first and sets the step count that fits; the count is recorded, and ``--steps`` with it reproduces the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+import tokendynamics as td
+from tokendynamics.data.motionqa import generate_motionqa
+from tokendynamics.evaluate import EvalConfig, evaluate
+from tokendynamics.models import CompressedLlavaOnevision
+from tokendynamics.models.builtin import DATA, build_host, save_stage2
+from tokendynamics.train import TrainConfig, train
+
+
+def record(out: Path, **entry) -> None:
+    with (out / "results.jsonl").open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+    print(json.dumps({k: v for k, v in entry.items() if k not in ("log", "per_type_full")}), flush=True)
+
+
+def data(a) -> None:
+    generate_motionqa(a.out / "mqa", a.videos, seed=DATA["seed"], num_frames=DATA["num_frames"], size=DATA["size"],
+                      arrays=True, mp4=not a.no_mp4, workers=a.workers)
+
+
+def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test", batch=64) -> dict:
+    report = evaluate(EvalConfig(model=str(model), data=str(a.out / "mqa" / f"{split}.jsonl"),
+                                 video_root=str(a.out / "mqa"), compressor=compressor,
+                                 num_tokens=num_tokens, compressor_options=options or {},
+                                 frames=DATA["num_frames"], batch_size=batch, workers=a.workers))
+    content = [t for t in report["per_type"] if t in ("colour", "shape", "count")]
+    motion = [t for t in report["per_type"] if t not in content]
+    def share(types):
+        n = sum(report["per_type"][t]["n"] for t in types)
+        right = sum(report["per_type"][t]["accuracy"] * report["per_type"][t]["n"] for t in types)
+        return dict(n=n, accuracy=round(right / n, 4) if n else None, ci95=td.evaluate.wilson(round(right), n))
+    return dict(overall=report["overall"], content=share(content), motion=share(motion),
+                per_type={t: b["accuracy"] for t, b in report["per_type"].items()},
+                visual_tokens=report["visual_tokens"], questions_per_second=report["questions_per_second"])
+
+
+def _train(a, output, **kw) -> dict:
+    cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
+                      frames=DATA["num_frames"], workers=a.workers, seed=a.seed, **kw)
+    shutil.rmtree(output, ignore_errors=True)
+    start = time.perf_counter()
+    summary = train(cfg)
+    return dict(config={k: v for k, v in vars(cfg).items() if k not in ("data", "video_root", "output")},
+                seconds=round(time.perf_counter() - start, 1), **summary)
+
+
+def stage1(a) -> None:
+    host = build_host(a.out / "host", seed=a.seed)
+    settings = dict(model=str(host), compressor="full", num_tokens=None, full_finetune=True,
+                    batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=100, log_every=50,
+                    save_every=10 ** 6)
+    steps = a.steps
+    if steps is None:  # time 20 steps (after 5 warm-up ones), fit the budget
+        timing = _train(a, a.out / "timing", steps=25, **{**settings, "log_every": 1})
+        per_step = timing["seconds"] / 25
+        steps = max(100, int(a.minutes * 60 / per_step))
+        record(a.out, run="stage1-timing", seconds_per_step=round(per_step, 4), chosen_steps=steps)
+    result = _train(a, a.out / "stage1", steps=steps, **settings)
+    model = a.out / "stage1" / "model"
+    record(a.out, run="stage1", **result, test=_eval(a, model, "full"))
+
+
+def stage2(a) -> None:
+    model = Path(a.model)
+    for k in a.ks:
+        for name in a.reducers:
+            options = {"seed": a.seed} if name == "random_prune" else {}
+            if a.training_free:
+                record(a.out, run="training-free", reducer=name, k=k, test=_eval(a, model, name, k, options))
+            if name in a.finetune:
+                output = a.out / f"stage2-{name}-{k}"
+                result = _train(a, output, model=str(model), compressor=name, num_tokens=k,
+                                compressor_options=options, batch_size=a.batch_size, lr=a.lr, steps=a.steps,
+                                warmup=20, log_every=25, save_every=10 ** 6)
+                record(a.out, run="fine-tuned", reducer=name, k=k, **result,
+                       test=_eval(a, output / "model"))
+                if name == "token_dynamics":
+                    save_stage2(CompressedLlavaOnevision.from_pretrained(output / "model"),
+                                a.out / f"token_dynamics-{k}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", choices=["data", "stage1", "stage2"])
+    p.add_argument("out", type=Path)
+    p.add_argument("--videos", type=int, default=10000)
+    p.add_argument("--no-mp4", action="store_true", help="frame archives only (machines without PyAV)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--minutes", type=float, default=6.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--model")
+    p.add_argument("--reducers", nargs="+", default=list(td.compressors))
+    p.add_argument("--finetune", nargs="*", default=list(td.compressors))
+    p.add_argument("--ks", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--no-training-free", dest="training_free", action="store_false")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    {"data": data, "stage1": stage1, "stage2": stage2}[a.stage](a)
+
+
+if __name__ == "__main__":
+    main()
