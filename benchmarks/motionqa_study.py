@@ -5,7 +5,9 @@ the same token budgets, training-free and fine-tuned (stage 2). Raw results go t
     python benchmarks/motionqa_study.py stage1 OUT [--steps N | --minutes M] [--batch-size 32 --lr 5e-4]
     python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
 
-Every run is seeded; the settings of each are recorded beside its result. ``--minutes`` times 20 steps
+Models answer with the option's text after the question and are scored by each option's likelihood
+(``eval --mode likelihood``): a model trained from scratch learns that far sooner than the letter
+indirection of the multiple-choice prompt. Every run is seeded; the settings of each are recorded beside its result. ``--minutes`` times 20 steps
 first and sets the step count that fits; the count is recorded, and ``--steps`` with it reproduces the run.
 """
 
@@ -42,7 +44,8 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
     report = evaluate(EvalConfig(model=str(model), data=str(a.out / "mqa" / f"{split}.jsonl"),
                                  video_root=str(a.out / "mqa"), compressor=compressor,
                                  num_tokens=num_tokens, compressor_options=options or {},
-                                 frames=DATA["num_frames"], batch_size=batch, workers=a.workers))
+                                 frames=DATA["num_frames"], batch_size=batch, workers=a.workers,
+                                 mode="likelihood"))
     content = [t for t in report["per_type"] if t in ("colour", "shape", "count")]
     motion = [t for t in report["per_type"] if t not in content]
     def share(types):
@@ -56,7 +59,7 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
 
 def _train(a, output, **kw) -> dict:
     cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
-                      frames=DATA["num_frames"], workers=a.workers, seed=a.seed, **kw)
+                      frames=DATA["num_frames"], workers=a.workers, seed=a.seed, target="text", **kw)
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
     summary = train(cfg)
@@ -67,7 +70,7 @@ def _train(a, output, **kw) -> dict:
 def stage1(a) -> None:
     host = build_host(a.out / "host", seed=a.seed)
     settings = dict(model=str(host), compressor="full", num_tokens=None, full_finetune=True,
-                    batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=100, log_every=50,
+                    batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=100, log_every=100,
                     save_every=10 ** 6)
     steps = a.steps
     if steps is None:  # time 20 steps (after 5 warm-up ones), fit the budget

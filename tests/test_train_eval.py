@@ -123,3 +123,14 @@ def test_lora_adapters_are_trained_and_merged_into_the_saved_model(setup, tmp_pa
     proj = "model.multi_modal_projector.linear_1.weight"
     assert torch.equal(tuned.host.state_dict()[proj], base.host.state_dict()[proj])  # frozen stayed frozen
     assert not any("lora" in k for k in tuned.host.state_dict())
+
+
+def test_text_target_trains_for_likelihood_scoring(setup, tmp_path):
+    root, host = setup
+    summary = train(_train_cfg(root, host, tmp_path / "text", steps=2, target="text", full_finetune=True))
+    assert summary["steps"] == 2
+    report = evaluate(EvalConfig(model=str(tmp_path / "text" / "model"), data=str(root / "mqa/test.jsonl"),
+                                 video_root=str(root / "mqa"), frames=8, workers=0, mode="likelihood"))
+    assert report["overall"]["n"] == 4
+    with pytest.raises(ValueError, match="target must be"):
+        _train_cfg(root, host, tmp_path / "bad", target="word")

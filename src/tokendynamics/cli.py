@@ -124,7 +124,8 @@ def _train(args, console: Console) -> None:
         compressor=args.compressor, num_tokens=num_tokens, compressor_options=options, frames=args.frames,
         batch_size=args.batch_size, grad_accum=args.grad_accum, steps=args.steps, lr=args.lr,
         weight_decay=args.weight_decay, warmup=args.warmup, lora=args.lora, lora_rank=args.lora_rank,
-        train_projector=not args.freeze_projector, save_every=args.save_every, log_every=args.log_every,
+        train_projector=not args.freeze_projector, target=args.target, full_finetune=args.full_finetune,
+        save_every=args.save_every, log_every=args.log_every,
         seed=args.seed, workers=args.workers, prefer_arrays=not args.no_arrays, skip_bad=args.skip_bad,
         stop_after=args.stop_after))
     if _is_main():
@@ -196,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--lora", action="store_true", help="also train LoRA adapters on the LLM (peft)")
     train.add_argument("--lora-rank", type=_positive, default=16)
     train.add_argument("--freeze-projector", action="store_true")
+    train.add_argument("--target", choices=["letter", "text"], default="letter",
+                       help="train to answer with the option letter, or with the option text (score with "
+                            "eval --mode likelihood)")
+    train.add_argument("--full-finetune", action="store_true", help="train every weight (a model from scratch)")
     train.add_argument("--save-every", type=_positive, default=100, help="checkpoint interval (steps)")
     train.add_argument("--log-every", type=_positive, default=10)
     train.add_argument("--stop-after", type=_positive, help="run at most N steps now, then checkpoint and exit")

@@ -2,7 +2,7 @@
 
 Trained: the reducer's weights (Token Dynamics' attention), the host's projector, and optionally LoRA
 adapters on the LLM (``peft``); the vision tower and the LLM stay frozen. The loss is that of answering
-with the option's letter. Read top to bottom: set up, resume, loop, save.
+with the option's letter (or, ``target="text"``, the option's text after the question alone). Read top to bottom: set up, resume, loop, save.
 
     tokendynamics train --model PATH --data train.jsonl --video-root DIR --compressor token_dynamics \\
         --num-tokens 8 --output runs/td8            # or: accelerate launch -m tokendynamics.cli train ...
@@ -57,6 +57,8 @@ class TrainConfig:
     lora_rank: int = 16
     train_projector: bool = True
     full_finetune: bool = False  # every weight of the host too (training a model from scratch)
+    target: str = "letter"  # "letter": answer the options prompt with a letter; "text": the question alone
+    # with the correct option's text (what ``eval --mode likelihood`` scores)
     save_every: int = 100
     log_every: int = 10
     seed: int = 0
@@ -70,6 +72,8 @@ class TrainConfig:
         for name in ("frames", "batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if self.target not in ("letter", "text"):
+            raise ValueError(f"target must be 'letter' or 'text', got {self.target!r}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0):
             raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
 
@@ -187,7 +191,7 @@ def train(cfg: TrainConfig) -> dict:
             batches = accelerator.skip_first_batches(loader, state.batch) if state.batch else loader
             for batch in batches:
                 with accelerator.accumulate(model):
-                    loss = _loss(model, batch, params)
+                    loss = _loss(model, batch, params, cfg.target)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -243,10 +247,14 @@ def _only_trainable(models, weights, _directory) -> None:
             del weights_of[key]
 
 
-def _loss(model, batch, params) -> torch.Tensor:
+def _loss(model, batch, params, target: str) -> torch.Tensor:
     """The batch's loss; a batch whose videos were all skipped contributes zero (and still joins the
     gradient exchange of a multi-process run)."""
     if not batch["question"]:
         return sum(p.sum() * 0 for p in params)
-    texts = [multiple_choice(q, o) for q, o in zip(batch["question"], batch["options"])]
-    return model(batch["frames"], texts, [answer_text(a) for a in batch["answer"]]).loss
+    if target == "text":
+        texts, targets = batch["question"], [o[a] for o, a in zip(batch["options"], batch["answer"])]
+    else:
+        texts = [multiple_choice(q, o) for q, o in zip(batch["question"], batch["options"])]
+        targets = [answer_text(a) for a in batch["answer"]]
+    return model(batch["frames"], texts, targets).loss
