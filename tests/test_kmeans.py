@@ -92,3 +92,25 @@ def test_same_seed_same_result_other_seed_runs():
     a, b = kmeans(x, 8, seed=11), kmeans(x, 8, seed=11)
     assert torch.equal(a.labels, b.labels) and torch.equal(a.centroids, b.centroids)
     assert np.isfinite(kmeans(x, 8, seed=12).inertia.item())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_cuda_graphs_give_the_eager_result(monkeypatch, metric):
+    from tokendynamics import cudagraphs
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 500, 24, generator=g).cuda()
+    graphed = [kmeans(x, 7, metric=metric, seed=s) for s in (0, 0, 1)]  # capture, replay, replay
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+    eager = [kmeans(x, 7, metric=metric, seed=s) for s in (0, 0, 1)]
+    for a, b in zip(graphed, eager):
+        for field in ("centroids", "labels", "inertia", "iterations"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), field
+    y = x.clone()
+    y[0] += 1  # a modified input (same shape) is copied again, not served stale
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "1")
+    fresh = kmeans(y, 7, metric=metric)
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+    assert torch.equal(fresh.labels, kmeans(y, 7, metric=metric).labels)
+    cudagraphs.clear()

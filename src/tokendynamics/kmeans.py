@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import cudagraphs
+
 METRICS = ("cosine", "l2")
+_CHUNK = 4  # Lloyd iterations per CUDA graph replay
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -106,8 +109,9 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
     members = torch.bincount(flat, minlength=b * (k + 1))
     counts = members.view(b, k + 1)[:, :k]
     w = None if weights is None else weights.reshape(-1).to(dtype)
-    if x.is_cuda:
-        one_hot = F.one_hot(labels, k + 1)[..., :k].to(dtype)  # [B, N, k]
+    if x.is_cuda:  # a scattered one-hot: F.one_hot checks its input on the host
+        one_hot = torch.zeros(b, n, k + 1, dtype=dtype, device=x.device).scatter_(2, labels.unsqueeze(-1), 1)
+        one_hot = one_hot[..., :k]  # [B, N, k]
         if w is not None:
             one_hot = one_hot * w.view(b, n, 1)
         return torch.bmm(one_hot.transpose(1, 2), x.to(dtype)), counts
@@ -170,14 +174,24 @@ def kmeans_plusplus(
     pts = feats.rows(idx)  # [B, S, D]
     pts_sq = feats.sq_norms.gather(1, idx)
     weight = valid.to(pts.dtype)
-    last = pts.shape[1] - 1
     gen = torch.Generator().manual_seed(seed)
     draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(pts.device)
 
-    first = (draws[0, :1] * valid.sum(1)).long().clamp_max(last)  # [B]
+    if cudagraphs.enabled(pts.device):
+        chosen = cudagraphs.replay(_greedy_seeds, pts, pts_sq, weight, draws)
+    else:
+        chosen = _greedy_seeds(pts, pts_sq, weight, draws)
+    return take(pts, chosen)
+
+
+def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
+    """The greedy k-means++ steps: indices ``[B, k]`` into ``pts`` ``[B, S, D]`` (squared norms ``pts_sq``,
+    ``weight`` 1 for real points), from ``draws`` ``[k, trials]`` uniform numbers. No host syncs."""
+    last = pts.shape[1] - 1
+    first = (draws[0, :1] * weight.sum(1)).long().clamp_max(last)  # [B]
     chosen = [first]
     d2 = squared_distances(pts, pts_sq, take(pts, first.unsqueeze(1))).squeeze(-1)  # [B, S]
-    for i in range(1, k):
+    for i in range(1, draws.shape[0]):
         cum = (d2 * weight).double().cumsum(1)
         targets = draws[i].unsqueeze(0) * cum[:, -1:]  # [B, trials]
         cand = torch.searchsorted(cum, targets, right=True).clamp_max(last)
@@ -185,7 +199,7 @@ def kmeans_plusplus(
         best = (dc * weight.unsqueeze(-1)).sum(1).argmin(1, keepdim=True)  # [B, 1]: lowest potential
         chosen.append(cand.gather(1, best).squeeze(1))
         d2 = dc.gather(2, best.unsqueeze(1).expand(-1, dc.shape[1], 1)).squeeze(-1)
-    return take(pts, torch.stack(chosen, 1))
+    return torch.stack(chosen, 1)
 
 
 def _assign(feats: Features, centroids, live):
@@ -227,12 +241,30 @@ def lloyd(
     """
     b, dev = feats.x.shape[0], feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
-    centroids = init
-    labels, dist = _assign(feats, centroids, live)
-    inertia = dist.sum(1)
-    active = torch.ones(b, dtype=torch.bool, device=dev)
-    iterations = torch.zeros(b, dtype=torch.long, device=dev)
-    for _ in range(max_iters):
+    labels, dist = _assign(feats, init, live)
+    state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
+             torch.zeros(b, dtype=torch.long, device=dev))
+    graphs = cudagraphs.enabled(dev)
+    chunk = _CHUNK if graphs else 1  # iterations between host checks of convergence
+    done = 0
+    while done < max_iters:
+        steps = min(chunk, max_iters - done)
+        args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live, *state)
+        consts = dict(metric=metric, tol=tol, steps=steps)
+        state = cudagraphs.replay(_lloyd_steps, *args, **consts) if graphs else _lloyd_steps(*args, **consts)
+        done += steps
+        if not bool(state[4].any()):
+            break
+    centroids, labels, _, inertia, _, iterations = state
+    return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
+
+
+def _lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, dist, inertia, active, iterations, *,
+                 metric, tol, steps):
+    """``steps`` Lloyd iterations without host syncs; a video that has converged (``active`` False) stays
+    as it is, so running past convergence changes nothing."""
+    feats = Features(x, scale, sq_norms, mask)
+    for _ in range(steps):
         new_c = _update(feats, labels, dist, centroids, live, metric)
         new_labels, new_dist = _assign(feats, new_c, live)
         new_inertia = new_dist.sum(1)
@@ -241,11 +273,9 @@ def lloyd(
         centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
         labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
         inertia = torch.where(active, new_inertia, inertia)
-        iterations += active.long()
+        iterations = iterations + active.long()
         active = active & ~done
-        if not bool(active.any()):
-            break
-    return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
+    return centroids, labels, dist, inertia, active, iterations
 
 
 def kmeans(
