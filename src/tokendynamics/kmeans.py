@@ -106,7 +106,8 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
     b, n, d = x.shape
     dtype = dtype or x.dtype
     flat = (labels + torch.arange(b, device=x.device).unsqueeze(1) * (k + 1)).reshape(-1)
-    members = torch.bincount(flat, minlength=b * (k + 1))
+    members = torch.zeros(b * (k + 1), dtype=torch.long, device=x.device)  # bincount without its host sync
+    members.scatter_add_(0, flat, torch.ones_like(flat))
     counts = members.view(b, k + 1)[:, :k]
     w = None if weights is None else weights.reshape(-1).to(dtype)
     if x.is_cuda:  # a scattered one-hot: F.one_hot checks its input on the host
