@@ -1,0 +1,162 @@
+"""What compression buys end to end on a GPU: vision tower, reduction, LLM prefill, time to first token,
+decoding speed and peak memory of LLaVA-OneVision with full video tokens and with each reducer.
+
+    python benchmarks/bench_prefill.py [--hosts 0.5b 7b] [--frames 8 32 64] [--ks 8 32] [--batch 1]
+
+The hosts are LLaVA-OneVision's published shapes (SigLIP-so400m tower, 26 layers at 384 px, pooled to
+14 x 14 tokens per frame; Qwen2-0.5B or Qwen2-7B) with random bf16 weights: the timings are those of the
+trained models, and nothing is downloaded. The prompt is 60 text tokens around the video. Times are
+medians over repeats after a warm-up, synchronised; each figure is also given as a ratio to full tokens
+measured in the same process. Prefill cost is counted by formula in multiply-adds (MACs): ``2 P_lm n``
+for the weights (P_lm without embeddings) plus ``2 L n^2 d`` for attention scores and values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import tokendynamics as td
+from tokendynamics.bench import machine, median_time, sync
+
+TEXT_TOKENS = 60
+QWEN2 = {
+    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+}
+
+
+def build_host(size: str):
+    """LLaVA-OneVision of the published shapes with random bf16 weights, on the GPU."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
+
+    text = Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, **QWEN2[size])
+    config = LlavaOnevisionConfig(text_config=text, vision_feature_layer=-1, vision_feature_select_strategy="full")
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            model = LlavaOnevisionForConditionalGeneration(config)
+        finally:
+            torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def prefill_macs(cfg, n: int) -> float:
+    """Multiply-adds of a prefill over ``n`` tokens (weights without embeddings, plus attention)."""
+    d, f, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    kv = d // cfg.num_attention_heads * cfg.num_key_value_heads
+    per_token = layers * (2 * d * d + 2 * d * kv + 3 * d * f)  # q, o; k, v; MLP
+    return n * per_token + layers * 2 * n * n * d
+
+
+def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens):
+    host = build_host(size)
+    dev = torch.device("cuda")
+    cfg = host.config
+    lm = host.model.language_model
+    rows = []
+    for frames in frames_list:
+        pixels = torch.randn(batch, frames, 3, 384, 384, device=dev, dtype=torch.bfloat16)
+        torch.cuda.reset_peak_memory_stats()
+        with torch.no_grad():
+            t_vision, feats = median_time(lambda: host.model.get_video_features(
+                pixels, vision_feature_layer=-1, vision_feature_select_strategy="full").pooler_output, dev, repeats)
+        grid = feats.view(batch, frames, 14, 14, -1)
+        text = torch.randn(batch, TEXT_TOKENS, cfg.text_config.hidden_size, device=dev, dtype=torch.bfloat16)
+        cases = [("full", None)] + [(r, k) for k in ks for r in reducers]
+        base = None
+        for name, k in cases:
+            torch.cuda.reset_peak_memory_stats()
+            reduce = (lambda: grid.reshape(batch, -1, grid.shape[-1])) if name == "full" else \
+                (lambda: td.compressors[name](grid, num_tokens=k).tokens)
+            with torch.no_grad():
+                t_reduce, visual = median_time(reduce, dev, repeats)
+                embeds = torch.cat([text[:, :TEXT_TOKENS // 2], visual.to(text.dtype), text[:, TEXT_TOKENS // 2:]], 1)
+                n = embeds.shape[1]
+                t_prefill, out = median_time(lambda: lm(inputs_embeds=embeds, use_cache=True), dev, repeats)
+                t_decode = _decode_time(lm, host, out, embeds, decode_tokens, dev)
+            peak = torch.cuda.max_memory_allocated() / 2 ** 30
+            row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n,
+                       vision_ms=t_vision * 1e3, reduce_ms=t_reduce * 1e3, prefill_ms=t_prefill * 1e3,
+                       ttft_ms=(t_vision + t_reduce + t_prefill) * 1e3,
+                       decode_tokens_per_s=batch * decode_tokens / t_decode, peak_gib=peak,
+                       prefill_gmacs=batch * prefill_macs(cfg.text_config, n) / 1e9)
+            if name == "full":
+                base = row
+            for key in ("prefill_ms", "ttft_ms", "peak_gib", "prefill_gmacs"):
+                row[f"{key}_vs_full"] = row[key] / base[key]
+            row["decode_vs_full"] = row["decode_tokens_per_s"] / base["decode_tokens_per_s"]
+            row["reduce_share_of_saved_prefill"] = (row["reduce_ms"] / (base["prefill_ms"] - row["prefill_ms"])
+                                                    if name != "full" else None)
+            rows.append(row)
+            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _decode_time(lm, host, out, embeds, steps, dev) -> float:
+    """Seconds for ``steps`` greedy decoding steps after the prefill (KV cache reused)."""
+    head, embed = host.lm_head, host.get_input_embeddings()
+    cache = out.past_key_values
+    token = head(out.last_hidden_state[:, -1:]).argmax(-1)
+    length = embeds.shape[1]
+    sync(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step = lm(inputs_embeds=embed(token), past_key_values=cache, use_cache=True,
+                  position_ids=torch.full((token.shape[0], 1), length, device=dev))
+        cache, length = step.past_key_values, length + 1
+        token = head(step.last_hidden_state).argmax(-1)
+    sync(dev)
+    return time.perf_counter() - start
+
+
+def to_markdown(result) -> str:
+    lines = [f"Machine: {result['machine']}; torch {result['torch']}; bf16; random weights.", ""]
+    head = ("| host | frames | batch | reducer | K | LLM tokens | vision (ms) | reduce (ms) | prefill (ms) | "
+            "prefill x full | TTFT (ms) | TTFT x full | decode (tok/s) | peak (GiB) | prefill GMACs |")
+    lines += [head, "|" + "---|" * 15]
+    for r in result["rows"]:
+        lines.append(f"| {r['host']} | {r['frames']} | {r['batch']} | {r['reducer']} | {r['k'] or '-'} | "
+                     f"{r['llm_tokens']} | {r['vision_ms']:.1f} | {r['reduce_ms']:.2f} | {r['prefill_ms']:.1f} | "
+                     f"{1 / r['prefill_ms_vs_full']:.1f}x faster | {r['ttft_ms']:.1f} | "
+                     f"{1 / r['ttft_ms_vs_full']:.2f}x faster | {r['decode_tokens_per_s']:.0f} | "
+                     f"{r['peak_gib']:.1f} | {r['prefill_gmacs']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hosts", nargs="+", default=["0.5b", "7b"], choices=list(QWEN2))
+    p.add_argument("--frames", nargs="+", type=int, default=[8, 32, 64])
+    p.add_argument("--ks", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--reducers", nargs="+", default=list(td.compressors))
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    a = p.parse_args()
+    rows = []
+    for size in a.hosts:
+        rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens)
+        gc.collect()  # the host goes before the next one is built
+        torch.cuda.empty_cache()
+    result = dict(machine=machine(torch.device("cuda")), torch=torch.__version__, rows=rows)
+    a.out.mkdir(parents=True, exist_ok=True)
+    name = f"prefill-b{a.batch}"
+    (a.out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (a.out / f"{name}.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
