@@ -206,3 +206,23 @@ def test_archives_only_serve_the_dataset(tmp_path):
     assert ds[0]["frames"].shape == (4, 64, 64, 3)
     with pytest.raises(ValueError, match="write mp4 files"):
         mq.MotionQAConfig(arrays=False, mp4=False)
+
+
+def test_keymap_pictures(tmp_path):
+    from PIL import Image
+
+    from tokendynamics.viz import keymap_overlay, save_keymap_gif, save_keymap_png
+
+    frames = torch.zeros(4, 32, 48, 3, dtype=torch.uint8)
+    frames[:, :8] = (torch.arange(4) * 60).view(4, 1, 1, 1).to(torch.uint8)  # frames differ (GIFs merge repeats)
+    key_map = torch.zeros(4, 2, 3, dtype=torch.long)
+    key_map[:, 1, 2] = 1
+    over = keymap_overlay(frames, key_map)
+    assert over.shape == (4, 32, 48, 3)
+    assert (over[0, 20, 40] != over[0, 20, 0]).any() and (over[0, 20, 0] == over[0, 30, 10]).all()  # cells tinted
+    png = Image.open(save_keymap_png(tmp_path / "k.png", frames, key_map, num_frames=2))
+    assert png.size == (96, 64)
+    gif = Image.open(save_keymap_gif(tmp_path / "k.gif", frames, key_map))
+    assert gif.size == (96, 32) and gif.n_frames == 4
+    with pytest.raises(ValueError, match="key_map must be"):
+        keymap_overlay(frames, key_map[:2])
