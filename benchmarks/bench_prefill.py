@@ -58,11 +58,12 @@ def prefill_macs(cfg, n: int) -> float:
     return n * per_token + layers * 2 * n * n * d
 
 
-def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens):
+def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False):
     host = build_host(size)
     dev = torch.device("cuda")
     cfg = host.config
     lm = host.model.language_model
+    prefill = _compiled_prefill(lm) if compiled else (lambda e: lm(inputs_embeds=e, use_cache=True))
     rows = []
     for frames in frames_list:
         pixels = torch.randn(batch, frames, 3, 384, 384, device=dev, dtype=torch.bfloat16)
@@ -82,25 +83,36 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens):
                 t_reduce, visual = median_time(reduce, dev, repeats)
                 embeds = torch.cat([text[:, :TEXT_TOKENS // 2], visual.to(text.dtype), text[:, TEXT_TOKENS // 2:]], 1)
                 n = embeds.shape[1]
-                t_prefill, out = median_time(lambda: lm(inputs_embeds=embeds, use_cache=True), dev, repeats)
-                t_decode = _decode_time(lm, host, out, embeds, decode_tokens, dev)
+                if compiled:
+                    prefill(embeds)  # compile, then record the CUDA graph; median_time warms up once more
+                t_prefill, out = median_time(lambda: prefill(embeds), dev, repeats)
+                t_decode = None if compiled else _decode_time(lm, host, out, embeds, decode_tokens, dev)
             peak = torch.cuda.max_memory_allocated() / 2 ** 30
-            row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n,
+            row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n, compiled=compiled,
                        vision_ms=t_vision * 1e3, reduce_ms=t_reduce * 1e3, prefill_ms=t_prefill * 1e3,
                        ttft_ms=(t_vision + t_reduce + t_prefill) * 1e3,
-                       decode_tokens_per_s=batch * decode_tokens / t_decode, peak_gib=peak,
+                       decode_tokens_per_s=batch * decode_tokens / t_decode if t_decode else None, peak_gib=peak,
                        prefill_gmacs=batch * prefill_macs(cfg.text_config, n) / 1e9)
             if name == "full":
                 base = row
             for key in ("prefill_ms", "ttft_ms", "peak_gib", "prefill_gmacs"):
                 row[f"{key}_vs_full"] = row[key] / base[key]
-            row["decode_vs_full"] = row["decode_tokens_per_s"] / base["decode_tokens_per_s"]
+            row["decode_vs_full"] = (row["decode_tokens_per_s"] / base["decode_tokens_per_s"]
+                                     if row["decode_tokens_per_s"] else None)
             row["reduce_share_of_saved_prefill"] = (row["reduce_ms"] / (base["prefill_ms"] - row["prefill_ms"])
                                                     if name != "full" else None)
             rows.append(row)
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
         torch.cuda.empty_cache()
     return rows
+
+
+def _compiled_prefill(lm):
+    """The prefill through ``torch.compile(mode="reduce-overhead")`` (CUDA graphs; one compilation per
+    sequence length). It computes the first token's hidden state without building a KV cache, so it times
+    the time to first token; decoding is not timed in this mode."""
+    compiled = torch.compile(lm, mode="reduce-overhead", dynamic=False)
+    return lambda embeds: compiled(inputs_embeds=embeds, use_cache=False).last_hidden_state[:, -1:].clone()
 
 
 def _decode_time(lm, host, out, embeds, steps, dev) -> float:
@@ -129,7 +141,7 @@ def to_markdown(result) -> str:
         lines.append(f"| {r['host']} | {r['frames']} | {r['batch']} | {r['reducer']} | {r['k'] or '-'} | "
                      f"{r['llm_tokens']} | {r['vision_ms']:.1f} | {r['reduce_ms']:.2f} | {r['prefill_ms']:.1f} | "
                      f"{1 / r['prefill_ms_vs_full']:.1f}x faster | {r['ttft_ms']:.1f} | "
-                     f"{1 / r['ttft_ms_vs_full']:.2f}x faster | {r['decode_tokens_per_s']:.0f} | "
+                     f"{1 / r['ttft_ms_vs_full']:.2f}x faster | {r['decode_tokens_per_s'] or 0:.0f} | "
                      f"{r['peak_gib']:.1f} | {r['prefill_gmacs']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -143,16 +155,17 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--decode-tokens", type=int, default=32)
+    p.add_argument("--compile", action="store_true", help="prefill through torch.compile (CUDA graphs)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     rows = []
     for size in a.hosts:
-        rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens)
+        rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile)
         gc.collect()  # the host goes before the next one is built
         torch.cuda.empty_cache()
     result = dict(machine=machine(torch.device("cuda")), torch=torch.__version__, rows=rows)
     a.out.mkdir(parents=True, exist_ok=True)
-    name = f"prefill-b{a.batch}"
+    name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "")
     (a.out / f"{name}.json").write_text(json.dumps(result, indent=1))
     (a.out / f"{name}.md").write_text(to_markdown(result))
     print(to_markdown(result))
