@@ -8,18 +8,16 @@ Multiply-adds (MACs) are counted by formula; "attention adds" is (forward - hash
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 import tokendynamics as td
-from tokendynamics.bench import machine, median_time
+from tokendynamics.bench import machine, median_time, write_results
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hashing import _video  # noqa: E402
+from bench_hashing import headline_setup  # noqa: E402
 
 
 def macs(cfg, t, h, w, k):
@@ -38,13 +36,7 @@ def macs(cfg, t, h, w, k):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    a = p.parse_args()
-    dev = torch.device(a.device)
-    tokens = _video("planted", 64, 1152).to(dev)
+    a, dev, tokens = headline_setup(__doc__)
     rows = []
     for k in (8, 32):
         t_hash, _ = median_time(lambda: td.hash_video(tokens, num_tokens=k), dev, a.repeats)
@@ -64,10 +56,7 @@ def main():
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['k']} | {r['impl']} | {r['params'] / 1e6:.2f} M | {r['gmacs']:.3f} | {r['hash_ms']:.1f} | "
               f"{r['forward_ms']:.1f} | {100 * r['attention_adds']:.0f}% |" for r in rows]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"dynamics-{dev.type}.json").write_text(json.dumps(result, indent=1))
-    (a.out / f"dynamics-{dev.type}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(a.out, f"dynamics-{dev.type}", result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ copy bandwidth measured here).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from sklearn.cluster import KMeans
 
 import tokendynamics as td
-from tokendynamics.bench import copy_bandwidth, machine, median_time
+from tokendynamics.bench import copy_bandwidth, machine, median_time, write_results
 from tokendynamics.data import planted_token_video
 
 
@@ -40,6 +39,18 @@ def _video(kind, frames, dim, seed=0):
         return torch.randn(frames, 14, 14, dim, generator=torch.Generator().manual_seed(seed))
     return planted_token_video(num_frames=frames, height=14, width=14, dim=dim, num_objects=12,
                                object_size=3, noise=0.3 / dim ** 0.5, seed=seed).tokens
+
+
+def headline_setup(doc: str):
+    """Shared by the benchmarks of one headline video: ``(args, device, tokens)`` with ``--device``,
+    ``--repeats`` and ``--out`` parsed, tokens 64 x 14 x 14 x 1152 (planted) on the device."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    return args, device, _video("planted", 64, 1152).to(device)
 
 
 def run_case(kind, frames, dim, k, metric, device, repeats, seeds=1):
@@ -102,11 +113,7 @@ def main():
         result["batch"] = [run_batch(64, 1152, k, device, args.repeats) for k in (8, 32)]
         for r in rows:  # one read of the float32 tokens (a k-means iteration reads them twice)
             r["one_pass_floor_ms"] = frames_bytes(r) / bw * 1e3
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"hashing-{device.type}"
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (args.out / f"{name}.md").write_text(to_markdown(result))
-    print(to_markdown(result))
+    write_results(args.out, f"hashing-{device.type}", result, to_markdown(result))
 
 
 def frames_bytes(row):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import tokendynamics as td
-from tokendynamics.bench import machine, median_time, sync
+from tokendynamics.bench import machine, median_time, sync, write_results
 
 TEXT_TOKENS = 60
 QWEN2 = {
@@ -164,11 +164,7 @@ def main():
         gc.collect()  # the host goes before the next one is built
         torch.cuda.empty_cache()
     result = dict(machine=machine(torch.device("cuda")), torch=torch.__version__, rows=rows)
-    a.out.mkdir(parents=True, exist_ok=True)
-    name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "")
-    (a.out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (a.out / f"{name}.md").write_text(to_markdown(result))
-    print(to_markdown(result))
+    write_results(a.out, f"prefill-b{a.batch}" + ("-compiled" if a.compile else ""), result, to_markdown(result))
 
 
 if __name__ == "__main__":

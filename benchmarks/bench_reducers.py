@@ -10,28 +10,20 @@ to ``uniform_pool``, the cheapest reducer, measured in the same run.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 import tokendynamics as td
-from tokendynamics.bench import machine, median_time
+from tokendynamics.bench import machine, median_time, write_results
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_hashing import _video  # noqa: E402
+from bench_hashing import headline_setup  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    a = p.parse_args()
-    dev = torch.device(a.device)
-    tokens = _video("planted", 64, 1152).to(dev)
+    a, dev, tokens = headline_setup(__doc__)
     rows = []
     with torch.no_grad():
         for k in (8, 32):
@@ -44,10 +36,7 @@ def main():
     lines = [f"Machine: {result['machine']}; torch {result['torch']}. One video, 64 x 196 x 1152 float32.", "",
              "| reducer | K | ms | x uniform_pool |", "|---|---|---|---|"]
     lines += [f"| {r['reducer']} | {r['k']} | {r['ms']:.2f} | {r['ms'] / base[r['k']]:.1f} |" for r in rows]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"reducers-{dev.type}.json").write_text(json.dumps(result, indent=1))
-    (a.out / f"reducers-{dev.type}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(a.out, f"reducers-{dev.type}", result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,15 @@ def copy_bandwidth(device: torch.device) -> float:
     dst = torch.empty_like(src)
     seconds, _ = median_time(lambda: dst.copy_(src), device, 10)
     return 2 * src.numel() / seconds
+
+
+def write_results(out_dir, name: str, result: dict, markdown: str) -> None:
+    """Write ``name.json`` (raw) and ``name.md`` (the table) into ``out_dir`` and print the table."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown)
