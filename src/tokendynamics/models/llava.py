@@ -110,7 +110,10 @@ class CompressedLlavaOnevision(nn.Module):
             feats = self.host.model.get_video_features(
                 pixels, vision_feature_layer=cfg.vision_feature_layer,
                 vision_feature_select_strategy=cfg.vision_feature_select_strategy).pooler_output
-            feats = feats.view(len(idx), shape[0], *self.grid, -1)
+            cells = shape[0] * self.grid[0] * self.grid[1]
+            if feats.shape[1] == cells + 1:  # newer transformers append the newline row themselves
+                feats = feats[:, :cells]
+            feats = feats.reshape(len(idx), shape[0], *self.grid, -1)
             for j, i in enumerate(idx):
                 out[i] = feats[j]
         return out
