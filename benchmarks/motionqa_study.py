@@ -44,7 +44,7 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
     report = evaluate(EvalConfig(model=str(model), data=str(a.out / "mqa" / f"{split}.jsonl"),
                                  video_root=str(a.out / "mqa"), compressor=compressor,
                                  num_tokens=num_tokens, compressor_options=options or {},
-                                 frames=DATA["num_frames"], batch_size=batch, workers=a.workers,
+                                 frames=a.frames, batch_size=batch, workers=a.workers,
                                  mode="likelihood"))
     content = [t for t in report["per_type"] if t in ("colour", "shape", "count")]
     motion = [t for t in report["per_type"] if t not in content]
@@ -59,7 +59,7 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
 
 def _train(a, output, **kw) -> dict:
     cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
-                      frames=DATA["num_frames"], workers=a.workers, seed=a.seed, target="text", **kw)
+                      frames=a.frames, workers=a.workers, seed=a.seed, target="text", **kw)
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
     summary = train(cfg)
@@ -70,14 +70,14 @@ def _train(a, output, **kw) -> dict:
 def stage1(a) -> None:
     host = build_host(a.out / "host", seed=a.seed)
     settings = dict(model=str(host), compressor="full", num_tokens=None, full_finetune=True,
-                    batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=100, log_every=100,
+                    batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
     steps = a.steps
     if steps is None:  # time 20 steps (after 5 warm-up ones), fit the budget
         timing = _train(a, a.out / "timing", steps=25, **{**settings, "log_every": 1})
         per_step = timing["seconds"] / 25
         steps = max(100, int(a.minutes * 60 / per_step))
-        record(a.out, run="stage1-timing", seconds_per_step=round(per_step, 4), chosen_steps=steps)
+        record(a.out, run="stage1-timing", seconds_per_step=round(per_step, 4), chosen_steps=steps, frames=a.frames)
     result = _train(a, a.out / "stage1", steps=steps, **settings)
     model = a.out / "stage1" / "model"
     record(a.out, run="stage1", **result, test=_eval(a, model, "full"))
@@ -110,6 +110,8 @@ def main():
     p.add_argument("--no-mp4", action="store_true", help="frame archives only (machines without PyAV)")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=DATA["num_frames"], help="frames sampled per video for the model")
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)
