@@ -43,12 +43,12 @@ class FrameTransform:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "FrameTransform":
-        """Settings from the checkpoint's processor config (defaults: LLaVA-OneVision's 384 x 384, mean and
-        std 0.5) where it has none."""
+        """Settings from the checkpoint's processor config, a local directory or a hub name (defaults:
+        LLaVA-OneVision's 384 x 384, mean and std 0.5, where it has none)."""
         for name in CONFIG_NAMES:
-            path = Path(directory) / name
-            if path.is_file():
-                cfg = json.loads(path.read_text())
+            path = _config_file(directory, name)
+            if path is not None:
+                cfg = json.loads(Path(path).read_text())
                 size = cfg.get("size", {})
                 side = size.get("shortest_edge", 384)
                 return cls(height=size.get("height", side), width=size.get("width", side),
@@ -66,3 +66,18 @@ class FrameTransform:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _config_file(name_or_path: str | Path, filename: str) -> str | None:
+    """The path of ``filename`` in a local checkpoint directory, or in the hub cache (downloaded if
+    needed) for a hub name; None where the checkpoint has no such file."""
+    local = Path(name_or_path) / filename
+    if Path(name_or_path).is_dir():
+        return str(local) if local.is_file() else None
+    from transformers.utils import cached_file
+
+    try:
+        return cached_file(str(name_or_path), filename, _raise_exceptions_for_missing_entries=False)
+    except OSError:
+        return None
+

@@ -66,7 +66,7 @@ class CompressedLlavaOnevision(nn.Module):
 
         host = LlavaOnevisionForConditionalGeneration.from_pretrained(path, dtype=dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        transform = FrameTransform.from_pretrained(path) if Path(path).is_dir() else FrameTransform()
+        transform = FrameTransform.from_pretrained(path)
         dim = host.config.text_config.hidden_size
         if compressor is not None:
             reducer = Reducer(compressor, dim, num_tokens, **options)
