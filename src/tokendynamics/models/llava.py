@@ -137,14 +137,15 @@ class CompressedLlavaOnevision(nn.Module):
 
     # ------------------------------------------------------------------ inputs
 
-    def build_inputs(self, videos, texts, targets=None) -> dict:
+    def build_inputs(self, videos, texts, targets=None, visual=None) -> dict:
         """Left-padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` (and ``labels`` where
-        ``targets``, the answer texts, are given) for the host. texts: user messages (one per video)."""
-        if len(videos) != len(texts) or (targets is not None and len(targets) != len(texts)):
-            raise ValueError(f"videos ({len(videos)}), texts ({len(texts)}) and targets must pair up")
+        ``targets``, the answer texts, are given) for the host. texts: user messages (one per video).
+        visual: the videos' tokens from :meth:`video_tokens` where already computed (videos unused)."""
+        visual = self.video_tokens(videos) if visual is None else visual
+        if len(visual) != len(texts) or (targets is not None and len(targets) != len(texts)):
+            raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
         embed = self.host.get_input_embeddings()
         rows, labels = [], []
-        visual = self.video_tokens(videos)
         for i, (vid, text) in enumerate(zip(visual, texts)):
             before, after = chat_parts(text)
             target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
@@ -153,9 +154,7 @@ class CompressedLlavaOnevision(nn.Module):
             e = embed(ids)
             rows.append(torch.cat([e[:len(pre)], vid.to(e.dtype), e[len(pre):]], 0))
             labels.append([IGNORE] * (len(pre) + len(vid) + len(post) - len(target)) + target)
-        inputs = self._pad(rows, labels if targets is not None else None)
-        inputs["visual_tokens"] = [len(v) for v in visual]
-        return inputs
+        return self._pad(rows, labels if targets is not None else None)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -180,9 +179,7 @@ class CompressedLlavaOnevision(nn.Module):
 
     def forward(self, videos, texts, targets=None):
         """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
-        inputs = self.build_inputs(videos, texts, targets)
-        inputs.pop("visual_tokens")
-        return self.host(**inputs)
+        return self.host(**self.build_inputs(videos, texts, targets))
 
     def training_loss(self, videos, questions, options, answers) -> torch.Tensor:
         """Loss of answering each multiple-choice question with its option letter."""
@@ -190,10 +187,9 @@ class CompressedLlavaOnevision(nn.Module):
         return self(videos, texts, [answer_text(a) for a in answers]).loss
 
     @torch.no_grad()
-    def generate(self, videos, texts, max_new_tokens: int = 32, **kwargs) -> list[str]:
-        """Greedy answers (text) to user messages about videos."""
-        inputs = self.build_inputs(videos, texts)
-        inputs.pop("visual_tokens")
+    def generate(self, videos, texts, max_new_tokens: int = 32, visual=None, **kwargs) -> list[str]:
+        """Greedy answers (text) to user messages about videos (``visual``: see :meth:`build_inputs`)."""
+        inputs = self.build_inputs(videos, texts, visual=visual)
         inputs.pop("position_ids")  # generate() derives them from the attention mask
         ids = self.host.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                  eos_token_id=self.tokenizer.eos_token_id,
@@ -201,11 +197,10 @@ class CompressedLlavaOnevision(nn.Module):
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     @torch.no_grad()
-    def loglikelihood(self, videos, texts, continuations) -> list[tuple[float, bool]]:
+    def loglikelihood(self, videos, texts, continuations, visual=None) -> list[tuple[float, bool]]:
         """Per sample: the summed log-probability of ``continuation`` as the answer to ``text`` about the
-        video, and whether greedy decoding would produce it."""
-        inputs = self.build_inputs(videos, texts, continuations)
-        inputs.pop("visual_tokens")
+        video, and whether greedy decoding would produce it (``visual``: see :meth:`build_inputs`)."""
+        inputs = self.build_inputs(videos, texts, continuations, visual)
         labels = inputs.pop("labels")
         logits = self.host(**inputs).logits[:, :-1].float()
         target = labels[:, 1:]
@@ -229,30 +224,29 @@ class CompressedLlavaOnevision(nn.Module):
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
         width = max(len(o) for o in options)
         scores = torch.full((len(options), width), float("-inf"))
+        if mode not in ("letter", "generate", "likelihood"):
+            raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
+        visual = self.video_tokens(videos)  # once per video, whatever the mode
+        counts = [len(v) for v in visual]
         if mode == "letter":
-            inputs = self.build_inputs(videos, texts)
-            visual = inputs.pop("visual_tokens")
-            logits = self.host(**inputs).logits[:, -1].float().cpu()
+            logits = self.host(**self.build_inputs(None, texts, visual=visual)).logits[:, -1].float().cpu()
             for i, o in enumerate(options):
                 scores[i, :len(o)] = logits[i, self.letter_ids[:len(o)]]
-            return Choices(scores.argmax(1).tolist(), scores, visual)
+            return Choices(scores.argmax(1).tolist(), scores, counts)
         if mode == "generate":
-            visual = self.count_tokens(videos)
-            answers = self.generate(videos, texts, max_new_tokens=8)
+            answers = self.generate(None, texts, max_new_tokens=8, visual=visual)
             picks = [parse_letter(a, len(o)) for a, o in zip(answers, options)]
             for i, p in enumerate(picks):
                 if p is not None:
                     scores[i, p] = 0.0
-            return Choices([-1 if p is None else p for p in picks], scores, visual)
-        if mode == "likelihood":
-            owner = [i for i, o in enumerate(options) for _ in o]
-            flat = self.loglikelihood([videos[i] for i in owner], [questions[i] for i in owner],
-                                      [opt for o in options for opt in o])
-            column = [j for o in options for j in range(len(o))]
-            for (logp, _), i, j in zip(flat, owner, column):
-                scores[i, j] = logp
-            return Choices(scores.argmax(1).tolist(), scores, self.count_tokens(videos))
-        raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
+            return Choices([-1 if p is None else p for p in picks], scores, counts)
+        owner = [i for i, o in enumerate(options) for _ in o]  # likelihood: every option after its question
+        flat = self.loglikelihood(None, [questions[i] for i in owner], [opt for o in options for opt in o],
+                                  visual=[visual[i] for i in owner])
+        column = [j for o in options for j in range(len(o))]
+        for (logp, _), i, j in zip(flat, owner, column):
+            scores[i, j] = logp
+        return Choices(scores.argmax(1).tolist(), scores, counts)
 
 
 def _groups(shapes) -> dict[tuple, list[int]]:
