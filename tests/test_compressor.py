@@ -180,3 +180,21 @@ def test_identity_init_returns_the_table_and_still_trains():
     torch.testing.assert_close(out.tokens, out.hash.table.float(), rtol=1e-5, atol=1e-5)
     out.tokens.square().sum().backward()
     assert model.attention.layers[0].out.weight.grad.abs().sum() > 0
+
+
+def test_narrow_attention_width():
+    torch.manual_seed(0)
+    cfg = dict(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4, layers=2, width=16,
+               identity_init=False)
+    fact = td.TokenDynamics(**cfg, impl="factorized").eval()
+    dense = td.TokenDynamics(**cfg, impl="dense").eval()
+    dense.load_state_dict(fact.state_dict())
+    batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)])
+    with torch.no_grad():
+        a, b = fact(batch), dense(batch)
+    assert a.tokens.shape[-1] == 32
+    torch.testing.assert_close(a.tokens, b.tokens, rtol=1e-4, atol=1e-5)
+    full = td.TokenDynamics(dim=32, num_tokens=4, heads=4, layers=2)  # same layers, full width
+    assert sum(p.numel() for p in fact.parameters()) < 0.6 * sum(p.numel() for p in full.parameters())
+    with pytest.raises(ValueError, match="attention width .18. must be divisible by heads .4."):
+        td.TokenDynamics(dim=32, heads=4, width=18)

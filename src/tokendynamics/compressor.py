@@ -45,7 +45,9 @@ class TokenDynamicsConfig:
     ``"all"``), ``position`` (``"sincos"`` or ``"none"``), ``mlp_ratio``, ``impl`` (``"factorized"`` or
     ``"dense"``: the same function, see ``dynamics``), ``identity_init`` (zero-initialise the attention's residual
 branches so that an untrained module returns the table rows, and training starts from them; False: the
-default PyTorch initialisation throughout). ``out_dim``: width of the output
+default PyTorch initialisation throughout), ``width`` (the attention's inner width: queries, keys, values
+and MLP work at ``width`` and project back to ``dim``; None: ``dim``; a narrow width keeps the module small
+on wide LLMs, ~12 dim^2 parameters per layer at full width). ``out_dim``: width of the output
     tokens when the host LLM's differs (a linear projection; None keeps ``dim``).
     """
 
@@ -65,6 +67,7 @@ default PyTorch initialisation throughout). ``out_dim``: width of the output
     mlp_ratio: float = 2.0
     impl: str = "factorized"
     identity_init: bool = True
+    width: int | None = None
     out_dim: int | None = None
 
     def __post_init__(self):
@@ -76,8 +79,11 @@ default PyTorch initialisation throughout). ``out_dim``: width of the output
         check_choice(self.attend, "attend", ATTEND)
         check_choice(self.position, "position", POSITIONS)
         check_choice(self.impl, "impl", IMPLS)
-        if self.dim % self.heads:
-            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if self.width is not None:
+            check_positive_int(self.width, "width")
+        if (self.width or self.dim) % self.heads:
+            raise ValueError(f"the attention width ({self.width or self.dim}) must be divisible by heads "
+                             f"({self.heads})")
         if self.out_dim is not None:
             check_positive_int(self.out_dim, "out_dim")
 
@@ -130,9 +136,9 @@ class TokenDynamics(nn.Module):
         elif kwargs:
             raise ValueError("give either a config or keyword arguments, not both")
         self.config = config
-        self.motion = MotionFeatures(config.dim, config.position)
+        self.motion = MotionFeatures(config.dim, config.position, width=config.width)
         self.attention = CrossDynamicsAttention(config.dim, config.heads, config.layers, config.attend,
-                                                config.mlp_ratio, config.impl)
+                                                config.mlp_ratio, config.impl, config.width)
         if config.identity_init:
             self.attention.zero_residuals()
         self.out_proj = nn.Linear(config.dim, config.out_dim) if config.out_dim else nn.Identity()

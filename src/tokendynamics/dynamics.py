@@ -51,12 +51,13 @@ class MotionFeatures(nn.Module):
     """The parts of the motion features: a projection of each layer-normed table row, and one projection
     per grid axis of its sinusoidal code (``position="none"``: no position part, the ablation)."""
 
-    def __init__(self, dim: int, position: str = "sincos", axis_dim: int = 32):
+    def __init__(self, dim: int, position: str = "sincos", axis_dim: int = 32, width: int | None = None):
         super().__init__()
+        width = width or dim
         self.norm = nn.LayerNorm(dim)
-        self.row_proj = nn.Linear(dim, dim)
+        self.row_proj = nn.Linear(dim, width)
         self.axis_dim = axis_dim
-        self.axis_proj = nn.ModuleList(nn.Linear(axis_dim, dim, bias=False) for _ in range(3)) \
+        self.axis_proj = nn.ModuleList(nn.Linear(axis_dim, width, bias=False) for _ in range(3)) \
             if position == "sincos" else None
 
     def forward(self, table: torch.Tensor, grid: tuple[int, int, int]):
@@ -83,12 +84,13 @@ class MotionFeatures(nn.Module):
 class CrossDynamicsLayer(nn.Module):
     """One pre-norm block: ``rows += Attn(LN(rows), motion)``, then ``rows += MLP(LN(rows))``."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, width: int | None = None):
         super().__init__()
+        width = width or dim
         self.heads = heads
         self.norm_q, self.norm_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
-        hidden = int(dim * mlp_ratio)
+        self.q, self.kv, self.out = nn.Linear(dim, width), nn.Linear(width, 2 * width), nn.Linear(width, dim)
+        hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,14 +147,14 @@ class CrossDynamicsAttention(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int = 8, layers: int = 1, attend: str = "own", mlp_ratio: float = 2.0,
-                 impl: str = "factorized"):
+                 impl: str = "factorized", width: int | None = None):
         super().__init__()
         check_choice(attend, "attend", ATTEND)
         check_choice(impl, "impl", IMPLS)
-        if dim % heads:
-            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        if (width or dim) % heads:
+            raise ValueError(f"the attention width ({width or dim}) must be divisible by heads ({heads})")
         self.attend, self.impl = attend, impl
-        self.layers = nn.ModuleList(CrossDynamicsLayer(dim, heads, mlp_ratio) for _ in range(layers))
+        self.layers = nn.ModuleList(CrossDynamicsLayer(dim, heads, mlp_ratio, width) for _ in range(layers))
 
     def zero_residuals(self) -> None:
         """Zero the last projection of every residual branch: the attention becomes the identity (on valid
