@@ -25,14 +25,15 @@ import tokendynamics as td
 from tokendynamics.data.motionqa import generate_motionqa
 from tokendynamics.evaluate import EvalConfig, evaluate
 from tokendynamics.models import CompressedLlavaOnevision
-from tokendynamics.models.builtin import DATA, build_host, save_stage2
+from tokendynamics.models.builtin import DATA, build_host, pretrain_vision, save_stage2
 from tokendynamics.train import TrainConfig, train
 
 
 def record(out: Path, **entry) -> None:
     with (out / "results.jsonl").open("a") as f:
         f.write(json.dumps(entry) + "\n")
-    print(json.dumps({k: v for k, v in entry.items() if k not in ("log", "per_type_full")}), flush=True)
+    print(json.dumps({k: v for k, v in entry.items() if k != "log"} | (
+        {"log_tail": entry["log"][-3:]} if "log" in entry else {})), flush=True)
 
 
 def data(a) -> None:
@@ -69,6 +70,10 @@ def _train(a, output, **kw) -> dict:
 
 def stage1(a) -> None:
     host = build_host(a.out / "host", seed=a.seed)
+    if a.pretrain_steps:  # stage 0: the vision tower learns colours, shapes and positions per frame
+        start = time.perf_counter()
+        log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed)
+        record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log)
     settings = dict(model=str(host), compressor="full", num_tokens=None, full_finetune=True,
                     batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
@@ -112,6 +117,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=DATA["num_frames"], help="frames sampled per video for the model")
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--pretrain-steps", type=int, default=0, help="stage 0 steps for the vision tower (0: none)")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)

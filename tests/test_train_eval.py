@@ -134,3 +134,23 @@ def test_text_target_trains_for_likelihood_scoring(setup, tmp_path):
     assert report["overall"]["n"] == 4
     with pytest.raises(ValueError, match="target must be"):
         _train_cfg(root, host, tmp_path / "bad", target="word")
+
+
+def test_stage0_targets_and_a_vision_pretraining_step(setup, tmp_path):
+    import shutil
+
+    from tokendynamics.data.motionqa import COLOURS
+    from tokendynamics.models.builtin import frame_targets, pretrain_vision
+
+    root, host = setup
+    scene = json.loads((root / "mqa" / "train_scenes.jsonl").read_text().splitlines()[0])
+    present, centre = frame_targets(scene, 16)
+    colours = list(COLOURS)
+    for obj in scene["objects"]:
+        c = colours.index(obj["colour"])
+        visible = [all(-obj["radius"] < v < 64 + obj["radius"] for v in xy) for xy in obj["track"]]
+        assert present[:, c].tolist() == [float(v) for v in visible]
+        assert torch.all((centre[:, c] >= 0) & (centre[:, c] <= 1))
+    copy = shutil.copytree(host, tmp_path / "host")  # pretraining saves the tower back in place
+    log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1)
+    assert len(log) == 2 and all(entry["loss"] > 0 for entry in log)

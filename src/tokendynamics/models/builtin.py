@@ -14,8 +14,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..baselines import Reducer
-from ..data.motionqa import MotionQAConfig, make_scene
+from ..data.motionqa import COLOURS, SHAPES, MotionQAConfig, SceneObject, make_scene
 from .builder import build_llava_onevision
+from .frames import FrameTransform
 from .llava import CompressedLlavaOnevision
 from .prompts import multiple_choice
 
@@ -67,3 +68,87 @@ def load_builtin(variant: str = "full", compressor: str | None = None, num_token
     projector = load_file(str(stage2 / PROJECTOR_NAME))
     model.host.model.multi_modal_projector.load_state_dict({k: v.to(dtype) for k, v in projector.items()})
     return model
+
+
+# ---------------------------------------------------------------- stage 0: the vision tower alone
+
+def frame_targets(scene: dict, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame of a MotionQA scene: which colours and shapes are on screen ``[T, C + S]`` (0/1), and each
+    colour's object centre ``[T, C, 2]`` in ``[0, 1]`` (meaningful where present)."""
+    colours, shapes = list(COLOURS), list(SHAPES)
+    present = torch.zeros(num_frames, len(colours) + len(shapes))
+    centre = torch.zeros(num_frames, len(colours), 2)
+    side = scene["size"]
+    for obj in (SceneObject(**o) for o in scene["objects"]):
+        visible = torch.as_tensor(obj.visible(side))
+        c, s = colours.index(obj.colour), len(colours) + shapes.index(obj.shape)
+        present[visible, c] = 1
+        present[visible, s] = 1
+        centre[:, c] = (torch.as_tensor(obj.track, dtype=torch.float32) / side).clamp(0, 1)
+    return present, centre
+
+
+class FrameProbe(torch.nn.Module):
+    """A per-patch head on the vision tower for stage 0: colour and shape logits per patch; presence is
+    the log-sum-exp over patches, a colour's position the softmax-weighted mean of the patch centres."""
+
+    def __init__(self, width: int, grid: int, num_colours: int, num_shapes: int):
+        super().__init__()
+        self.head = torch.nn.Linear(width, num_colours + num_shapes)
+        self.num_colours = num_colours
+        ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+        self.register_buffer("coords", (torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) / grid)
+
+    def forward(self, patches: torch.Tensor):
+        """patches ``[F, P, width]`` -> presence logits ``[F, C + S]``, colour centres ``[F, C, 2]``."""
+        logits = self.head(patches)  # [F, P, C + S]
+        presence = logits.logsumexp(1) - torch.log(torch.tensor(float(logits.shape[1])))
+        weights = logits[..., : self.num_colours].softmax(1)  # [F, P, C]
+        return presence, torch.einsum("fpc,pd->fcd", weights, self.coords)
+
+
+def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 1500, videos_per_step: int = 8,
+                    lr: float = 1e-3, seed: int = 0, log_every: int = 100) -> list[dict]:
+    """Stage 0: train the host's vision tower (in place, saved back to ``host_dir``) to see which colours
+    and shapes are on each frame of the MotionQA train split and where each colour's object is. Returns
+    the loss log."""
+    import json
+
+    import numpy as np
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    torch.manual_seed(seed)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    host = LlavaOnevisionForConditionalGeneration.from_pretrained(host_dir).to(dev)
+    tower, cfg = host.model.vision_tower, host.config.vision_config
+    scenes = [json.loads(line) for line in (Path(data_dir) / "train_scenes.jsonl").read_text().splitlines()]
+    probe = FrameProbe(cfg.hidden_size, cfg.image_size // cfg.patch_size, len(COLOURS), len(SHAPES)).to(dev)
+    params = list(tower.parameters()) + list(probe.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    transform = FrameTransform.from_pretrained(host_dir)
+    rng, log = np.random.default_rng(seed), []
+    for step in range(1, steps + 1):
+        batch = [scenes[i] for i in rng.choice(len(scenes), videos_per_step, replace=False)]
+        frames, present, centre = [], [], []
+        for scene in batch:
+            with np.load((Path(data_dir) / scene["video"]).with_suffix(".npz")) as archive:
+                video = torch.from_numpy(archive["frames"])
+            frames.append(transform(video.to(dev)))
+            p, c = frame_targets(scene, len(video))
+            present.append(p)
+            centre.append(c)
+        present, centre = torch.cat(present).to(dev), torch.cat(centre).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            patches = tower(torch.cat(frames), output_hidden_states=True).hidden_states[-1]
+            logits, where = probe(patches.float())
+        seen = present[:, : len(COLOURS)].unsqueeze(-1)
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), present)
+                + ((where - centre).abs() * seen).sum() / seen.sum().clamp_min(1) / 2)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if step % log_every == 0 or step == steps:
+            log.append(dict(step=step, loss=float(loss.detach())))
+    host.save_pretrained(host_dir)
+    return log
