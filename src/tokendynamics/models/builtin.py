@@ -24,6 +24,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 ARCHITECTURE = dict(image_size=112, patch_size=8, vision_width=192, vision_layers=4, vision_heads=4,
                     text_width=256, text_layers=6, text_heads=4, kv_heads=2, vocab_size=512)
 DATA = dict(num_frames=32, size=112, seed=0)  # the MotionQA it is trained on
+FRAMES = 8  # frames the shipped model samples from each video (it was trained on 8 of the 32)
 PROJECTOR_NAME = "projector.safetensors"
 
 
