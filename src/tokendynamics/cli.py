@@ -5,19 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .data import planted_token_video
-from .hashing import hash_video
-
-_SYMBOLS = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -27,90 +20,9 @@ def _positive(text: str) -> int:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
-    """Hash a generated token video (planted structure) and a video's pixel patches; print what the tables
-    kept and write pictures of the key map."""
-    _demo_planted(args, console)
-    _demo_video(args, console)
+    from .demo import run_demo
 
-
-def _hash_table_rows(console, tokens, total, runs, seed):
-    """Hash ``tokens`` for each ``(name, kwargs)``; print a table; return the hash tables by name."""
-    table = Table(title="token hash table")
-    for col in ["mode", "tokens kept", "% of full", "distortion", "time (ms)"]:
-        table.add_column(col, justify="right")
-    results = {}
-    for name, kwargs in runs:
-        with console.status(f"hashing ({name})"):
-            start = time.perf_counter()
-            h = hash_video(tokens, seed=seed, **kwargs)
-            ms = (time.perf_counter() - start) * 1e3
-        k = int(h.num_tokens[0])
-        table.add_row(name, str(k), f"{100 * k / total:.3f}", f"{h.distortion().item():.4f}", f"{ms:.1f}")
-        results[name] = h
-    console.print(table)
-    return results
-
-
-def _demo_planted(args, console) -> None:
-    with console.status("generating a token video with planted moving objects"):
-        video = planted_token_video(num_frames=args.frames, height=14, width=14, dim=args.dim,
-                                    num_objects=args.objects, noise=args.noise, seed=args.seed)
-    total = video.key_map.numel()
-    console.print(f"[bold]1. Token video[/bold]: {args.frames} frames x 14 x 14 tokens of width {args.dim} = "
-                  f"{total} tokens, {args.objects} moving objects over a background ({args.objects + 1} prototypes)")
-    runs = [("fixed K=%d" % args.num_tokens, dict(num_tokens=args.num_tokens)),
-            ("adaptive <=%.2f" % args.max_distortion, dict(max_distortion=args.max_distortion, max_tokens=64))]
-    adaptive = _hash_table_rows(console, video.tokens, total, runs, args.seed)[runs[1][0]]
-    frames = sorted({0, args.frames // 2, args.frames - 1})
-    console.print(f"key map of the adaptive table (one symbol per table row; '.' is row 0) "
-                  f"at frames {frames}, planted objects below:")
-    for key_map in (adaptive.key_map[0], video.key_map):
-        for row in range(key_map.shape[1]):
-            console.print("   ".join("".join(_SYMBOLS[int(v) % len(_SYMBOLS)] for v in key_map[t, row])
-                                     for t in frames), highlight=False)
-        console.print()
-
-
-def patch_tokens(frames: torch.Tensor, grid: int = 14, detail: int = 4) -> torch.Tensor:
-    """Pixel tokens of a video: ``uint8 [T, H, W, 3]`` -> ``[T, grid, grid, 3 * detail^2]``, each cell of a
-    ``grid x grid`` split of the frame average-pooled to ``detail x detail`` colours."""
-    x = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float() / 255, size=(grid * detail,) * 2,
-                                        mode="area")
-    t = x.shape[0]
-    cells = x.view(t, 3, grid, detail, grid, detail).permute(0, 2, 4, 1, 3, 5)
-    return cells.reshape(t, grid, grid, -1) - 0.5
-
-
-def _demo_video(args, console) -> None:
-    from pathlib import Path
-
-    from .data.motionqa import MotionQAConfig, make_video
-    from .data.video import read_video
-    from .viz import save_keymap_gif, save_keymap_png
-
-    if args.video:
-        frames, about = read_video(args.video, args.frames, size=(224, 224)), args.video
-        items = []
-    else:
-        with console.status("generating a MotionQA video"):
-            raw, _, items = make_video(args.seed, MotionQAConfig(num_frames=max(16, args.frames), size=224,
-                                                                 seed=args.seed))
-        frames, about = torch.from_numpy(raw), "a generated MotionQA video"
-    tokens = patch_tokens(frames)
-    total = tokens.shape[0] * 14 * 14
-    console.print(f"[bold]2. Pixel video[/bold]: {about}, {tokens.shape[0]} frames, 14 x 14 patches "
-                  f"(their colours as tokens) = {total} tokens")
-    runs = [("fixed K=%d" % args.num_tokens, dict(num_tokens=args.num_tokens)),
-            ("adaptive <=%.2f" % args.max_distortion, dict(max_distortion=args.max_distortion, max_tokens=64))]
-    h = _hash_table_rows(console, tokens, total, runs, args.seed)[runs[0][0]]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    png = save_keymap_png(out / "keymap.png", frames, h.key_map[0])
-    gif = save_keymap_gif(out / "keymap.gif", frames, h.key_map[0])
-    console.print(f"key map of the fixed table over the frames: {png} and {gif}")
-    for item in items:
-        console.print(escape(f"  MotionQA asks: {item.question} [{' / '.join(item.options)}] -> "
-                             f"{item.options[item.answer]}"), highlight=False)
+    run_demo(args, console)
 
 
 def _motionqa(args: argparse.Namespace, console: Console) -> None:
@@ -228,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--max-distortion", type=float, default=0.1, help="target of the adaptive table")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--video", help="a video file for the pixel demo (default: a generated MotionQA video)")
+    demo.add_argument("--question", help="with --video: a question for the built-in model")
+    demo.add_argument("--options", nargs="+", help="with --question: the answer options")
     demo.add_argument("--out", default="tokendynamics-demo", help="directory for the key-map pictures")
     motionqa = sub.add_parser("motionqa", help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
@@ -269,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--limit", type=_positive, help="first N questions only")
     evaluate.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "demo" and bool(args.question) != bool(args.options):
+        parser.error("--question and --options go together")
     console = Console()
     torch.manual_seed(args.seed)
     try:
