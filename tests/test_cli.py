@@ -4,8 +4,22 @@ from tokendynamics.cli import main
 def test_demo_runs_and_writes_pictures(tmp_path, capsys):
     assert main(["demo", "--frames", "16", "--dim", "32", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "token hash table" in out and "MotionQA asks" in out
+    assert "token hash table" in out and "built-in model" in out and "Token Dynamics: " in out
+    assert "9 visual tokens per video" in out and "393 visual tokens per video" in out
     assert (tmp_path / "keymap.png").stat().st_size > 0 and (tmp_path / "keymap.gif").stat().st_size > 0
+
+
+def test_demo_answers_a_given_question_about_a_given_video(tmp_path, capsys):
+    from tokendynamics.data import write_video
+    from tokendynamics.data.motionqa import MotionQAConfig, make_video
+
+    frames, _, _ = make_video(3, MotionQAConfig(num_frames=16, size=112))
+    write_video(tmp_path / "clip.mp4", frames)
+    args = ["demo", "--frames", "16", "--dim", "32", "--out", str(tmp_path), "--video", str(tmp_path / "clip.mp4"),
+            "--question", "What colour is the circle?", "--options", "red", "blue", "green", "white", "cyan"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "What colour is the circle?" in out and "ms per question" in out
 
 
 def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
