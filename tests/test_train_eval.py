@@ -45,7 +45,7 @@ def _torchrun(args, cwd):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
            "-m", "tokendynamics.cli", *args]
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
 
 
 def test_train_saves_a_model_that_loads_and_evaluates(setup):
