@@ -22,3 +22,4 @@ bench: install
 	$(PYTHON) -m pip install -q -e ".[bench]"
 	$(PYTHON) benchmarks/bench_hashing.py
 	$(PYTHON) benchmarks/bench_dynamics.py
+	$(PYTHON) benchmarks/bench_reducers.py
