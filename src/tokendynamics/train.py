@@ -28,7 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa
 from .models import CompressedLlavaOnevision
-from .models.prompts import answer_text, multiple_choice
+from .models.prompts import training_pairs
 
 CHECKPOINT = "checkpoint"
 
@@ -252,9 +252,4 @@ def _loss(model, batch, params, target: str) -> torch.Tensor:
     gradient exchange of a multi-process run)."""
     if not batch["question"]:
         return sum(p.sum() * 0 for p in params)
-    if target == "text":
-        texts, targets = batch["question"], [o[a] for o, a in zip(batch["options"], batch["answer"])]
-    else:
-        texts = [multiple_choice(q, o) for q, o in zip(batch["question"], batch["options"])]
-        targets = [answer_text(a) for a in batch["answer"]]
-    return model(batch["frames"], texts, targets).loss
+    return model(batch["frames"], *training_pairs(batch["question"], batch["options"], batch["answer"], target)).loss

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._checks import check_positive_int
-from .video import VideoError, read_video, resize
+from .video import VideoError, read_video, resize, uniform_indices
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ def read_frames(path: Path, num_frames: int, size: tuple[int, int] | None = None
             frames = archive["frames"]
     except (OSError, KeyError, ValueError) as e:
         raise VideoError(f"frame archive {str(path)!r} cannot be read: {e}") from e
-    idx = [min(len(frames) - 1, int((i + 0.5) * len(frames) / num_frames)) for i in range(num_frames)]
-    video = torch.from_numpy(frames[idx])
+    video = torch.from_numpy(frames[uniform_indices(len(frames), num_frames)])
     return video if size is None else resize(video, size)
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..baselines import Reducer
 from .frames import FrameTransform
-from .prompts import LETTERS, answer_text, chat_parts, check_options, multiple_choice, parse_letter
+from .prompts import LETTERS, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
 
 IGNORE = -100
 
@@ -181,10 +181,9 @@ class CompressedLlavaOnevision(nn.Module):
         """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
         return self.host(**self.build_inputs(videos, texts, targets))
 
-    def training_loss(self, videos, questions, options, answers) -> torch.Tensor:
-        """Loss of answering each multiple-choice question with its option letter."""
-        texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
-        return self(videos, texts, [answer_text(a) for a in answers]).loss
+    def training_loss(self, videos, questions, options, answers, target: str = "letter") -> torch.Tensor:
+        """Loss of answering each multiple-choice question (see :func:`~.prompts.training_pairs`)."""
+        return self(videos, *training_pairs(questions, options, answers, target)).loss
 
     @torch.no_grad()
     def generate(self, videos, texts, max_new_tokens: int = 32, visual=None, **kwargs) -> list[str]:

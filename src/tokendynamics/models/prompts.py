@@ -35,6 +35,15 @@ def answer_text(index: int) -> str:
     return LETTERS[index]
 
 
+def training_pairs(questions, options, answers, target: str = "letter") -> tuple[list[str], list[str]]:
+    """(user texts, answer texts) to train on: ``"letter"``: the multiple-choice prompt answered with the
+    option's letter; ``"text"``: the question alone answered with the option's text (what likelihood
+    scoring reads)."""
+    if target == "text":
+        return list(questions), [o[a] for o, a in zip(options, answers)]
+    return [multiple_choice(q, o) for q, o in zip(questions, options)], [answer_text(a) for a in answers]
+
+
 def parse_letter(text: str, num_options: int) -> int | None:
     """The option a generated answer names (``"B"``, ``"B."``, ``"(B) ..."``, ``"The answer is B"``), or None."""
     valid = LETTERS[:num_options]
