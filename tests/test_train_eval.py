@@ -2,7 +2,6 @@
 process and in two (torchrun, gloo)."""
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -39,10 +38,8 @@ def _losses(output):
 
 
 def _torchrun(args, cwd):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    # --standalone: torchrun picks its own free rendezvous port (no race with a port chosen here)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "tokendynamics.cli", *args]
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
