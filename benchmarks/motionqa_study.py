@@ -28,6 +28,8 @@ from tokendynamics.models import CompressedLlavaOnevision
 from tokendynamics.models.builtin import DATA, build_host, pretrain_vision, save_stage2
 from tokendynamics.train import TrainConfig, train
 
+ADAPTIVE = ("token_dynamics", "hash_table")
+
 
 def record(out: Path, **entry) -> None:
     with (out / "results.jsonl").open("a") as f:
@@ -88,23 +90,34 @@ def stage1(a) -> None:
     record(a.out, run="stage1", **result, test=_eval(a, model, "full"))
 
 
+def _budgets(a) -> list[tuple[str, int | None, dict]]:
+    """(tag, num_tokens, size options) per token budget: fixed ``--ks``, then adaptive ``--max-distortions``
+    (for the reducers that have an adaptive length)."""
+    fixed = [(str(k), k, {}) for k in a.ks]
+    return fixed + [(f"d{d}", None, dict(max_distortion=d, min_tokens=2, max_tokens=32)) for d in a.max_distortions]
+
+
 def stage2(a) -> None:
     model = Path(a.model)
-    for k in a.ks:
+    for tag, k, size in _budgets(a):
         for name in a.reducers:
-            options = {"seed": a.seed} if name == "random_prune" else {}
+            if size and name not in ADAPTIVE:
+                continue
+            options = {**size, **({"seed": a.seed} if name == "random_prune" else {}),
+                       **(a.options if name == "token_dynamics" else {})}
+            label = dict(reducer=name, k=k, budget=tag, options=options, variant=a.label)
             if a.training_free:
-                record(a.out, run="training-free", reducer=name, k=k, test=_eval(a, model, name, k, options))
+                record(a.out, run="training-free", **label, test=_eval(a, model, name, k, options))
             if name in a.finetune:
-                output = a.out / f"stage2-{name}-{k}"
+                output = a.out / "-".join(filter(None, ["stage2", name, tag, a.label]))
                 result = _train(a, output, model=str(model), compressor=name, num_tokens=k,
                                 compressor_options=options, batch_size=a.batch_size, lr=a.lr, steps=a.steps,
                                 warmup=20, log_every=25, save_every=10 ** 6)
-                record(a.out, run="fine-tuned", reducer=name, k=k, **result,
-                       test=_eval(a, output / "model"))
-                if name == "token_dynamics":
+                record(a.out, run="fine-tuned", **label, **result, test=_eval(a, output / "model"))
+                if name == "token_dynamics" and a.keep:
                     save_stage2(CompressedLlavaOnevision.from_pretrained(output / "model"),
-                                a.out / f"token_dynamics-{k}")
+                                a.out / "-".join(filter(None, ["token_dynamics", tag, a.label])))
+                shutil.rmtree(output, ignore_errors=True)  # the host copy is large; results are recorded
 
 
 def main():
@@ -125,7 +138,13 @@ def main():
     p.add_argument("--model")
     p.add_argument("--reducers", nargs="+", default=list(td.compressors))
     p.add_argument("--finetune", nargs="*", default=list(td.compressors))
-    p.add_argument("--ks", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--ks", nargs="*", type=int, default=[8, 32])
+    p.add_argument("--max-distortions", nargs="*", type=float, default=[],
+                   help="adaptive length at these distortion targets (token_dynamics, hash_table)")
+    p.add_argument("--options", type=json.loads, default={},
+                   help="JSON settings of TokenDynamics for an ablation, e.g. '{\"attend\": \"all\"}'")
+    p.add_argument("--label", default="", help="names the variant in the results and output folders")
+    p.add_argument("--keep", action="store_true", help="keep token_dynamics' stage-2 weights (save_stage2)")
     p.add_argument("--no-training-free", dest="training_free", action="store_false")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
