@@ -114,8 +114,8 @@ class CompressedLlavaOnevision(nn.Module):
             if feats.shape[1] == cells + 1:  # newer transformers append the newline row themselves
                 feats = feats[:, :cells]
             feats = feats.reshape(len(idx), shape[0], *self.grid, -1)
-            for j, i in enumerate(idx):
-                out[i] = feats[j]
+            for i, f in zip(idx, feats.unbind(0)):  # one backward op (indexing each would zero-fill B copies)
+                out[i] = f
         return out
 
     def video_tokens(self, videos) -> list[torch.Tensor]:
@@ -125,9 +125,8 @@ class CompressedLlavaOnevision(nn.Module):
         newline = self.host.model.image_newline
         for _, idx in _groups([f.shape for f in feats]).items():
             compact = self.reducer(torch.stack([feats[i] for i in idx]))
-            for j, i in enumerate(idx):
-                rows = compact.tokens[j][compact.mask[j]]
-                out[i] = torch.cat([rows.to(newline.dtype), newline[None]], 0)
+            for i, rows, keep in zip(idx, compact.tokens.unbind(0), compact.mask.unbind(0)):
+                out[i] = torch.cat([rows[keep].to(newline.dtype), newline[None]], 0)
         return out
 
     def count_tokens(self, videos) -> list[int]:
