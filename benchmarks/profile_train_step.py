@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from tokendynamics.bench import sync
 from tokendynamics.data.qa import QADataset, collate_qa
 from tokendynamics.models import CompressedLlavaOnevision
 from tokendynamics.models.builtin import BUILTIN_DIR
 from tokendynamics.models.prompts import training_pairs
-from tokendynamics.train import TrainConfig, trainable
+from tokendynamics.train import TRAINING_ATTENTION, TrainConfig, trainable
 
 
 def batches(data_dir: Path, frames: int, batch_size: int, seed: int = 0):
@@ -45,9 +46,10 @@ def run(name: str, options: dict, num_tokens, a) -> None:
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(params, lr=a.lr)
     stream = batches(Path(a.data), a.frames, a.batch_size)
+    attention = TRAINING_ATTENTION + ([SDPBackend.CUDNN_ATTENTION] if a.any_attention else [])
 
     def backward(batch) -> torch.Tensor:
-        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.device == "cuda"):
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.device == "cuda"), sdpa_kernel(attention):
             loss = model(batch["frames"], *training_pairs(batch["question"], batch["options"], batch["answer"],
                                                           "text")).loss
         loss.backward()
@@ -99,6 +101,8 @@ def main():
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--any-attention", action="store_true",
+                   help="let SDPA pick cuDNN too (training excludes it: see train.TRAINING_ATTENTION)")
     p.add_argument("--profile", type=int, default=0, help="print this many rows of a profile of one step")
     a = p.parse_args()
     for name in a.reducers:

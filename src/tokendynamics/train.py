@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa
@@ -108,6 +109,12 @@ def merge_lora(model: CompressedLlavaOnevision) -> None:
         model.host.model.language_model = lm.merge_and_unload()
 
 
+# cuDNN's attention backward returns NaN query gradients on H100/H200 under torch 2.11 when a mask is passed and
+# the sequence length is 64 mod 128 (pytorch/pytorch#196678): padded batches of varying length (adaptive
+# reducers) hit it. Training keeps to the other kernels, which give the same result.
+TRAINING_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
 def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Freeze the host, then unfreeze what this run trains; returns those parameters."""
     model.requires_grad_(cfg.full_finetune)
@@ -185,7 +192,7 @@ def train(cfg: TrainConfig) -> dict:
     task = bar.add_task("train", total=cfg.steps, completed=state.step, loss="-")
     start, samples, running = time.perf_counter(), 0, []
     last = cfg.steps if cfg.stop_after is None else min(cfg.steps, state.step + cfg.stop_after)
-    with bar:
+    with bar, sdpa_kernel(TRAINING_ATTENTION):
         while state.step < last:
             loader.set_epoch(state.epoch)
             batches = accelerator.skip_first_batches(loader, state.batch) if state.batch else loader

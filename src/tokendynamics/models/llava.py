@@ -125,8 +125,8 @@ class CompressedLlavaOnevision(nn.Module):
         newline = self.host.model.image_newline
         for _, idx in _groups([f.shape for f in feats]).items():
             compact = self.reducer(torch.stack([feats[i] for i in idx]))
-            for i, rows, keep in zip(idx, compact.tokens.unbind(0), compact.mask.unbind(0)):
-                out[i] = torch.cat([rows[keep].to(newline.dtype), newline[None]], 0)
+            for i, rows, keep in zip(idx, compact.tokens.unbind(0), compact.mask.cpu()):  # one sync
+                out[i] = torch.cat([_valid(rows, keep).to(newline.dtype), newline[None]], 0)
         return out
 
     def count_tokens(self, videos) -> list[int]:
@@ -143,36 +143,23 @@ class CompressedLlavaOnevision(nn.Module):
         visual = self.video_tokens(videos) if visual is None else visual
         if len(visual) != len(texts) or (targets is not None and len(targets) != len(texts)):
             raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
-        embed = self.host.get_input_embeddings()
-        rows, labels = [], []
+        pieces = []  # per sample: text ids before the video, visual row count, ids after, answer ids
         for i, (vid, text) in enumerate(zip(visual, texts)):
             before, after = chat_parts(text)
             target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
-            pre, post = self._ids(before), self._ids(after) + target
-            ids = torch.tensor(pre + post, device=self.device)
-            e = embed(ids)
-            rows.append(torch.cat([e[:len(pre)], vid.to(e.dtype), e[len(pre):]], 0))
-            labels.append([IGNORE] * (len(pre) + len(vid) + len(post) - len(target)) + target)
-        return self._pad(rows, labels if targets is not None else None)
+            pieces.append((self._ids(before), len(vid), self._ids(after) + target, target))
+        plan = _layout(pieces)
+        ids, is_visual, mask, labels = (t.to(self.device, non_blocking=True) for t in plan)
+        embeds = self.host.get_input_embeddings()(ids)
+        rows = torch.cat(list(visual), 0).to(embeds.dtype)
+        embeds = embeds.masked_scatter(is_visual[..., None], rows).masked_fill(~mask.bool()[..., None], 0)
+        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
+        if targets is not None:
+            out["labels"] = labels
+        return out
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def _pad(self, rows, labels) -> dict:
-        length = max(len(r) for r in rows)
-        b, d = len(rows), rows[0].shape[-1]
-        embeds = rows[0].new_zeros(b, length, d)
-        mask = torch.zeros(b, length, dtype=torch.long, device=self.device)
-        for i, r in enumerate(rows):
-            embeds[i, length - len(r):] = r
-            mask[i, length - len(r):] = 1
-        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
-        if labels is not None:
-            lab = torch.full((b, length), IGNORE, dtype=torch.long, device=self.device)
-            for i, l in enumerate(labels):
-                lab[i, length - len(l):] = torch.tensor(l, device=self.device)
-            out["labels"] = lab
-        return out
 
     # ------------------------------------------------------------------ uses
 
@@ -253,3 +240,31 @@ def _groups(shapes) -> dict[tuple, list[int]]:
     for i, s in enumerate(shapes):
         groups.setdefault(tuple(s), []).append(i)
     return groups
+
+
+def _valid(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The rows ``[K, D]`` whose mask ``keep`` (``[K]``, on the CPU) is set: a view where they lead, as the
+    reducers pad at the end."""
+    n = int(keep.sum())
+    return rows[:n] if bool(keep[:n].all()) else rows[keep.to(rows.device)]
+
+
+def _layout(pieces) -> tuple[torch.Tensor, ...]:
+    """Left-padded layout of a batch on the CPU, built once so that the device gets four copies instead of
+    per-sample pieces. pieces: per sample ``(pre ids, n visual rows, post ids, answer ids)`` (the answer ids
+    end ``post``). -> ``ids [B, L]`` (0 at visual and padding positions), ``is_visual [B, L]``,
+    ``attention_mask [B, L]``, ``labels [B, L]`` (the answer ids, ``IGNORE`` elsewhere)."""
+    lengths = [len(pre) + n + len(post) for pre, n, post, _ in pieces]
+    b, length = len(pieces), max(lengths)
+    ids = torch.zeros(b, length, dtype=torch.long)
+    is_visual = torch.zeros(b, length, dtype=torch.bool)
+    mask = torch.zeros(b, length, dtype=torch.long)
+    labels = torch.full((b, length), IGNORE, dtype=torch.long)
+    for i, ((pre, n, post, target), size) in enumerate(zip(pieces, lengths)):
+        start = length - size
+        ids[i, start:start + len(pre)] = torch.tensor(pre, dtype=torch.long)
+        is_visual[i, start + len(pre):start + len(pre) + n] = True
+        ids[i, length - len(post):] = torch.tensor(post, dtype=torch.long)
+        mask[i, start:] = 1
+        labels[i, length - len(target):] = torch.tensor(target, dtype=torch.long)
+    return tuple(t.pin_memory() if torch.cuda.is_available() else t for t in (ids, is_visual, mask, labels))
