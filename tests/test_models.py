@@ -149,3 +149,17 @@ def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
         logits = lmm.model([video], [text]).logits[0, -1].log_softmax(-1)
     assert abs(logp - float(logits[lmm.model.letter_ids[1]])) < 1e-4
     assert greedy == (int(logits.argmax()) == lmm.model.letter_ids[1])
+
+
+def test_frame_transform_of_a_batch_equals_each_video():
+    from tokendynamics.models import FrameTransform
+
+    g = torch.Generator().manual_seed(0)
+    videos = torch.randint(0, 256, (3, 2, 20, 24, 3), dtype=torch.uint8, generator=g)
+    transform = FrameTransform(height=16, width=16, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4))
+    batch = transform(videos)
+    assert batch.shape == (3, 2, 3, 16, 16)
+    for b in range(3):
+        torch.testing.assert_close(batch[b], transform(videos[b]), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        transform(videos[0, 0])

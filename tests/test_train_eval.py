@@ -170,7 +170,7 @@ def test_gpu_training_attention_gives_finite_gradients_at_the_cudnn_nan_length()
     mask[:10] = -1e4  # padding rows: every key masked
 
     def grads(backends, dtype):
-        leaves = [t.to(dtype).requires_grad_() for t in qkv]
+        leaves = [t.detach().to(dtype).requires_grad_() for t in qkv]
         with sdpa_kernel(backends):
             out = torch.nn.functional.scaled_dot_product_attention(*leaves, attn_mask=mask.to(dtype))
         out.float()[:, :, 10:].sum().backward()

@@ -21,7 +21,8 @@ _RESAMPLE = {2: "bilinear", 3: "bicubic"}
 
 @dataclass
 class FrameTransform:
-    """uint8 frames ``[T, H, W, 3]`` -> float pixel values ``[T, 3, height, width]``."""
+    """uint8 frames ``[T, H, W, 3]`` (or videos ``[B, T, H, W, 3]``) -> float pixel values ``[T, 3, height,
+    width]`` (``[B, T, 3, height, width]``)."""
 
     height: int = 384
     width: int = 384
@@ -31,15 +32,17 @@ class FrameTransform:
     resample: int = 3
 
     def __call__(self, frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
-        x = frames.permute(0, 3, 1, 2).float()
+        if frames.dim() not in (4, 5) or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8 [T, H, W, 3] or [B, T, H, W, 3], got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        lead = frames.shape[:-3]
+        x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float()
         if tuple(x.shape[-2:]) != (self.height, self.width):
             x = F.interpolate(x, size=(self.height, self.width), mode=_RESAMPLE.get(self.resample, "bilinear"),
                               antialias=True, align_corners=False).clamp(0, 255)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        return ((x * self.rescale - mean) / std).to(dtype)
+        return ((x * self.rescale - mean) / std).to(dtype).reshape(*lead, *x.shape[1:])
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "FrameTransform":

@@ -106,7 +106,7 @@ class CompressedLlavaOnevision(nn.Module):
         out = [None] * len(videos)
         cfg = self.host.config
         for shape, idx in _groups([v.shape for v in videos]).items():
-            pixels = torch.stack([self.transform(videos[i].to(self.device), self.dtype) for i in idx])
+            pixels = self.transform(torch.stack([videos[i] for i in idx]).to(self.device), self.dtype)
             feats = self.host.model.get_video_features(
                 pixels, vision_feature_layer=cfg.vision_feature_layer,
                 vision_feature_select_strategy=cfg.vision_feature_select_strategy).pooler_output
