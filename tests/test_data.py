@@ -226,3 +226,19 @@ def test_keymap_pictures(tmp_path):
     assert gif.size == (96, 32) and gif.n_frames == 4
     with pytest.raises(ValueError, match="key_map must be"):
         keymap_overlay(frames, key_map[:2])
+
+
+def test_weight_pictures_light_the_heaviest_row(tmp_path):
+    from PIL import Image
+
+    from tokendynamics.viz import save_weights_png, weight_overlay
+
+    frames = torch.full((2, 16, 16, 3), 100, dtype=torch.uint8)
+    key_map = torch.zeros(2, 2, 2, dtype=torch.long)
+    key_map[:, 0, 0] = 1
+    over = weight_overlay(frames, key_map, torch.tensor([0.1, 0.9]))
+    assert over[0, 0, 0, 0] > over[0, 15, 15, 0] and over[0, 15, 15, 0] > over[0, 15, 15, 1]  # row 1 brightest
+    png = Image.open(save_weights_png(tmp_path / "w.png", frames, key_map, [0.1, 0.9], num_frames=2))
+    assert png.size == (32, 32)
+    with pytest.raises(ValueError, match="weights must be"):
+        weight_overlay(frames, key_map, torch.tensor([1.0]))

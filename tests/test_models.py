@@ -163,3 +163,18 @@ def test_frame_transform_of_a_batch_equals_each_video():
         torch.testing.assert_close(batch[b], transform(videos[b]), rtol=0, atol=0)
     with pytest.raises(ValueError, match="frames must be uint8"):
         transform(videos[0, 0])
+
+
+def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
+    model = _load(tiny, compressor="token_dynamics", num_tokens=None, max_distortion=0.02, max_tokens=6,
+                  identity_init=False)
+    videos = _videos(4, 6, seed=1)
+    texts, answers = ["What moves?", "A much longer question about which colour it is?"], ["the red square", "blue"]
+    before = model.host.config._attn_implementation
+    shares = model.answer_attention(videos, texts, answers)
+    assert model.host.config._attn_implementation == before  # eager for that call only
+    assert [len(s) for s in shares] == [n - 1 for n in model.count_tokens(videos)]  # newline row left out
+    for i, s in enumerate(shares):
+        assert torch.isclose(s.sum(), torch.tensor(1.0)) and (s >= 0).all()
+        alone = model.answer_attention(videos[i:i + 1], texts[i:i + 1], answers[i:i + 1])[0]
+        torch.testing.assert_close(s, alone, rtol=1e-4, atol=1e-5)  # padding does not change it

@@ -18,7 +18,7 @@ from .data.qa import QAItem
 from .data.video import read_video, uniform_indices
 from .hashing import hash_video
 from .models.builtin import DATA, FRAMES, load_builtin, variants
-from .viz import save_keymap_gif, save_keymap_png
+from .viz import save_keymap_gif, save_keymap_png, save_weights_png
 
 _SYMBOLS = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -123,7 +123,7 @@ def _demo_model(args, console, frames, items) -> None:
     table = Table(title="3. The built-in model (MotionQA-trained, 8.4 M parameters) answers")
     for column in ("question", "truth", *models):
         table.add_column(column)
-    right, seconds, tokens = dict.fromkeys(models, 0), dict.fromkeys(models, 0.0), {}
+    right, seconds, tokens, picks = dict.fromkeys(models, 0), dict.fromkeys(models, 0.0), {}, []
     for video, questions in cases:
         clip = video[uniform_indices(len(video), FRAMES)]
         for item in questions:
@@ -134,6 +134,8 @@ def _demo_model(args, console, frames, items) -> None:
                 seconds[name] += time.perf_counter() - start
                 tokens[name] = choice.visual_tokens[0]
                 pick = choice.picks[0]
+                if name == "Token Dynamics":
+                    picks.append(pick)
                 right[name] += pick == item.answer
                 row.append(escape(item.options[pick]))
             table.add_row(*row)
@@ -147,3 +149,20 @@ def _demo_model(args, console, frames, items) -> None:
     if not args.video:
         console.print("  (on the full test split: 51.7% with full tokens, 40.0% with Token Dynamics at 8 tokens, "
                       "chance 20%; see BENCHMARKS.md)")
+    video, questions = cases[0]
+    _demo_leaning(args, console, models["Token Dynamics"], video[uniform_indices(len(video), FRAMES)], questions,
+                  picks[:len(questions)])
+
+
+def _demo_leaning(args, console, model, clip, items, picks) -> None:
+    """Pictures of which table rows Token Dynamics' answers leaned on: the cells of each row lit by the
+    attention the answer paid to that row (``answer_attention``), one PNG per question."""
+    with torch.no_grad():
+        key_map = model.reducer(model.video_features([clip])[0][None]).hash.key_map[0]
+    for n, (item, pick) in enumerate(zip(items, picks), 1):
+        shares = model.answer_attention([clip], [item.question], [item.options[pick]])[0]
+        path = save_weights_png(Path(args.out) / f"answer_rows_q{n}.png", clip, key_map, shares)
+        top = int(shares.argmax())
+        console.print(f"  Q{n} answer {escape(item.options[pick])!r} leaned most on table row {top} "
+                      f"({100 * float(shares[top]):.0f}% of its attention to the video, "
+                      f"{int((key_map == top).sum())} cells): {path}")

@@ -4,6 +4,7 @@ or an animated GIF (Pillow).
     frames uint8 [T, H, W, 3], key_map [T, h, w] (the table row of each grid cell of each frame)
     save_keymap_png("keymap.png", frames, key_map)   # frames on top, key map overlaid below
     save_keymap_gif("keymap.gif", frames, key_map)   # the video beside its key map
+    save_weights_png("rows.png", frames, key_map, weights)  # cells lit by their row's weight [K]
 """
 
 from __future__ import annotations
@@ -30,16 +31,40 @@ def _check(frames, key_map):
     return frames.numpy(), key_map.long().numpy()
 
 
-def keymap_overlay(frames, key_map, alpha: float = 0.55) -> np.ndarray:
-    """Each frame with its cells tinted by their table row: ``uint8 [T, H, W, 3]``. The key map is
-    stretched over the frame (cell (i, j) of an ``h x w`` map covers the matching block of pixels)."""
-    frames, key_map = _check(frames, key_map)
-    t, height, width, _ = frames.shape
+def _cells(shape, key_map: np.ndarray) -> np.ndarray:
+    """The table row under each pixel ``[T, H, W]``: cell (i, j) of an ``h x w`` key map covers the matching
+    block of pixels of a ``[T, H, W, 3]`` video."""
+    _, height, width, _ = shape
     rows = (np.arange(height) * key_map.shape[1]) // height
     cols = (np.arange(width) * key_map.shape[2]) // width
-    cells = key_map[:, rows][:, :, cols]  # [T, H, W]
-    colours = palette(int(key_map.max()) + 1)[cells]
+    return key_map[:, rows][:, :, cols]
+
+
+def keymap_overlay(frames, key_map, alpha: float = 0.55) -> np.ndarray:
+    """Each frame with its cells tinted by their table row: ``uint8 [T, H, W, 3]``."""
+    frames, key_map = _check(frames, key_map)
+    colours = palette(int(key_map.max()) + 1)[_cells(frames.shape, key_map)]
     return (frames * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+
+
+def weight_overlay(frames, key_map, weights) -> np.ndarray:
+    """Each frame with its cells lit by their row's weight (e.g. what an answer leaned on,
+    ``CompressedLlavaOnevision.answer_attention``): the heaviest row at full brightness with a red tint,
+    rows of no weight dimmed. weights: ``[K]`` per table row. -> ``uint8 [T, H, W, 3]``."""
+    frames, key_map = _check(frames, key_map)
+    weights = torch.as_tensor(weights, dtype=torch.float32).numpy()
+    if weights.ndim != 1 or len(weights) <= key_map.max():
+        raise ValueError(f"weights must be [K] with a weight for each of the key map's {key_map.max() + 1} rows, "
+                         f"got shape {weights.shape}")
+    heat = (weights / max(float(weights.max()), 1e-12))[_cells(frames.shape, key_map)][..., None]
+    red = np.array([255, 40, 40], np.float32)
+    return (frames * (0.25 + 0.45 * heat) + red * 0.3 * heat).clip(0, 255).round().astype(np.uint8)
+
+
+def _strip(frames: np.ndarray, below: np.ndarray, num_frames: int) -> np.ndarray:
+    """``num_frames`` evenly spaced frames in a row, ``frames`` above ``below``."""
+    pick = np.linspace(0, len(frames) - 1, min(num_frames, len(frames))).round().astype(int)
+    return np.concatenate([np.concatenate(frames[pick], 1), np.concatenate(below[pick], 1)], 0)
 
 
 def save_keymap_png(path: str | Path, frames, key_map, num_frames: int = 8) -> Path:
@@ -47,10 +72,17 @@ def save_keymap_png(path: str | Path, frames, key_map, num_frames: int = 8) -> P
     from PIL import Image
 
     frames_np, _ = _check(frames, key_map)
-    overlay = keymap_overlay(frames, key_map)
-    pick = np.linspace(0, len(frames_np) - 1, min(num_frames, len(frames_np))).round().astype(int)
-    top, bottom = np.concatenate(frames_np[pick], 1), np.concatenate(overlay[pick], 1)
-    Image.fromarray(np.concatenate([top, bottom], 0)).save(path)
+    Image.fromarray(_strip(frames_np, keymap_overlay(frames, key_map), num_frames)).save(path)
+    return Path(path)
+
+
+def save_weights_png(path: str | Path, frames, key_map, weights, num_frames: int = 8) -> Path:
+    """A strip of ``num_frames`` evenly spaced frames, the video above and the rows' weights below
+    (:func:`weight_overlay`)."""
+    from PIL import Image
+
+    frames_np, _ = _check(frames, key_map)
+    Image.fromarray(_strip(frames_np, weight_overlay(frames, key_map, weights), num_frames)).save(path)
     return Path(path)
 
 

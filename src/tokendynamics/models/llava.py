@@ -140,6 +140,11 @@ class CompressedLlavaOnevision(nn.Module):
         """Left-padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` (and ``labels`` where
         ``targets``, the answer texts, are given) for the host. texts: user messages (one per video).
         visual: the videos' tokens from :meth:`video_tokens` where already computed (videos unused)."""
+        inputs, _ = self._inputs(videos, texts, targets, visual)
+        return inputs
+
+    def _inputs(self, videos, texts, targets, visual) -> tuple[dict, torch.Tensor]:
+        """:meth:`build_inputs` and where the visual rows sit (``[B, L]``, on the device)."""
         visual = self.video_tokens(videos) if visual is None else visual
         if len(visual) != len(texts) or (targets is not None and len(targets) != len(texts)):
             raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
@@ -156,7 +161,7 @@ class CompressedLlavaOnevision(nn.Module):
         out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
         if targets is not None:
             out["labels"] = labels
-        return out
+        return out, is_visual
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -196,6 +201,29 @@ class CompressedLlavaOnevision(nn.Module):
         logp = logits.log_softmax(-1).gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
         greedy = (logits.argmax(-1) == target) | ~keep
         return [(float((logp[i] * keep[i]).sum()), bool(greedy[i].all())) for i in range(len(texts))]
+
+    @torch.no_grad()
+    def answer_attention(self, videos, texts, answers, visual=None) -> list[torch.Tensor]:
+        """Which visual tokens an answer leaned on: per sample ``[n]`` (the reducer's rows, the newline row
+        left out), the attention the LLM pays to each while reading ``answer`` after ``text``, averaged over
+        layers, heads and the answer's tokens, as shares summing to 1 (on the CPU). Runs the host with eager
+        attention for this call (fused kernels do not return the weights)."""
+        inputs, is_visual = self._inputs(videos, texts, answers, visual)
+        labels = inputs.pop("labels")
+        previous = self.host.config._attn_implementation
+        self.host.set_attn_implementation("eager")
+        try:
+            attentions = self.host(**inputs, output_attentions=True).attentions
+        finally:
+            self.host.set_attn_implementation(previous)
+        mean = torch.stack(attentions).float().mean((0, 2))  # [B, L, L] over layers and heads
+        reading = torch.zeros_like(is_visual)
+        reading[:, :-1] = labels[:, 1:] != IGNORE  # the positions that predict the answer's tokens
+        shares = []
+        for att, rows, cols in zip(mean, reading, is_visual):
+            weight = att[rows][:, cols].mean(0)[:-1]
+            shares.append((weight / weight.sum().clamp_min(1e-12)).cpu())
+        return shares
 
     @torch.no_grad()
     def choose(self, videos, questions, options, mode: str = "letter") -> Choices:
