@@ -159,8 +159,9 @@ def _demo_leaning(args, console, model, clip, items, picks) -> None:
     attention the answer paid to that row (``answer_attention``), one PNG per question."""
     with torch.no_grad():
         key_map = model.reducer(model.video_features([clip])[0][None]).hash.key_map[0]
+        visual = model.video_tokens([clip])  # reduced once for every question
     for n, (item, pick) in enumerate(zip(items, picks), 1):
-        shares = model.answer_attention([clip], [item.question], [item.options[pick]])[0]
+        shares = model.answer_attention(None, [item.question], [item.options[pick]], visual=visual)[0]
         path = save_weights_png(Path(args.out) / f"answer_rows_q{n}.png", clip, key_map, shares)
         top = int(shares.argmax())
         console.print(f"  Q{n} answer {escape(item.options[pick])!r} leaned most on table row {top} "
