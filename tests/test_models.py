@@ -178,3 +178,13 @@ def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
         assert torch.isclose(s.sum(), torch.tensor(1.0)) and (s >= 0).all()
         alone = model.answer_attention(videos[i:i + 1], texts[i:i + 1], answers[i:i + 1])[0]
         torch.testing.assert_close(s, alone, rtol=1e-4, atol=1e-5)  # padding does not change it
+
+
+def test_valid_rows_take_a_view_when_they_lead_and_select_otherwise():
+    from tokendynamics.models.llava import _valid
+
+    rows = torch.arange(12.0).view(4, 3)
+    lead = _valid(rows, torch.tensor([True, True, False, False]))
+    assert lead.data_ptr() == rows.data_ptr() and torch.equal(lead, rows[:2])
+    torch.testing.assert_close(_valid(rows, torch.tensor([True, False, True, False])), rows[[0, 2]])
+    assert _valid(rows, torch.zeros(4, dtype=torch.bool)).shape == (0, 3)
