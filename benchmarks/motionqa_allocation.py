@@ -8,7 +8,7 @@ target (fraction of variance unexplained, what ``hash_video(max_distortion=)`` u
 import torch, time, json
 import tokendynamics as td
 from tokendynamics.models.builtin import load_builtin, DATA, FRAMES
-from tokendynamics.data.motionqa import make_video, MotionQAConfig
+from tokendynamics.data.motionqa import CONTENT_TYPES, make_video, MotionQAConfig
 from tokendynamics.data.video import uniform_indices
 torch.manual_seed(0)
 m = load_builtin("full", "full").eval()
@@ -35,13 +35,12 @@ def evaluate(kv):
         h = td.hash_video(feats[v], num_tokens=int(kv[v]))
         visual.append(torch.cat([h.table[0, :int(h.num_tokens[0])].to(newline.dtype), newline[None]]))
     right = {"content": [0, 0], "motion": [0, 0]}
-    with torch.no_grad():
-        for v in range(1000):
-            for it in items[v]:
-                flat = m.loglikelihood(None, [it.question] * len(it.options), list(it.options), visual=[visual[v]] * len(it.options))
-                pickd = max(range(len(flat)), key=lambda j: flat[j][0])
-                part = "content" if it.type in ("colour", "shape", "count") else "motion"
-                right[part][0] += pickd == it.answer; right[part][1] += 1
+    for v in range(1000):
+        picks = m.choose(None, [it.question for it in items[v]], [list(it.options) for it in items[v]],
+                         mode="likelihood", visual=[visual[v]] * len(items[v])).picks
+        for it, chosen in zip(items[v], picks):
+            part = "content" if it.type in CONTENT_TYPES else "motion"
+            right[part][0] += chosen == it.answer; right[part][1] += 1
     n = right["content"][1] + right["motion"][1]
     return (right["content"][0] + right["motion"][0]) / n, right["content"][0] / right["content"][1], right["motion"][0] / right["motion"][1]
 fixed8 = torch.full((1000,), 8)

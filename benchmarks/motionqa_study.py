@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 import tokendynamics as td
-from tokendynamics.data.motionqa import generate_motionqa
+from tokendynamics.data.motionqa import CONTENT_TYPES, generate_motionqa
 from tokendynamics.evaluate import EvalConfig, evaluate
 from tokendynamics.models import CompressedLlavaOnevision
 from tokendynamics.models.builtin import DATA, build_host, pretrain_vision, save_stage2
@@ -49,7 +49,7 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
                                  num_tokens=num_tokens, compressor_options=options or {},
                                  frames=a.frames, batch_size=batch, workers=a.workers,
                                  mode="likelihood"))
-    content = [t for t in report["per_type"] if t in ("colour", "shape", "count")]
+    content = [t for t in report["per_type"] if t in CONTENT_TYPES]
     motion = [t for t in report["per_type"] if t not in content]
     def share(types):
         n = sum(report["per_type"][t]["n"] for t in types)

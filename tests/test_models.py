@@ -188,3 +188,12 @@ def test_valid_rows_take_a_view_when_they_lead_and_select_otherwise():
     assert lead.data_ptr() == rows.data_ptr() and torch.equal(lead, rows[:2])
     torch.testing.assert_close(_valid(rows, torch.tensor([True, False, True, False])), rows[[0, 2]])
     assert _valid(rows, torch.zeros(4, dtype=torch.bool)).shape == (0, 3)
+
+
+def test_choose_with_precomputed_visual_tokens_equals_choose_from_videos(tiny):
+    model = _load(tiny, compressor="tome", num_tokens=4)
+    videos = _videos(4, 6)
+    opts = [OPTIONS, OPTIONS[:3]]
+    direct = model.choose(videos, [QUESTION] * 2, opts, mode="likelihood")
+    reused = model.choose(None, [QUESTION] * 2, opts, mode="likelihood", visual=model.video_tokens(videos))
+    assert direct.picks == reused.picks and torch.equal(direct.scores, reused.scores)

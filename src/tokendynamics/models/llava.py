@@ -226,12 +226,13 @@ class CompressedLlavaOnevision(nn.Module):
         return shares
 
     @torch.no_grad()
-    def choose(self, videos, questions, options, mode: str = "letter") -> Choices:
+    def choose(self, videos, questions, options, mode: str = "letter", visual=None) -> Choices:
         """Multiple choice as NextQA-MC is scored, ``mode``:
 
         ``"letter"``: the next-token logits of the option letters after the multiple-choice prompt
         (padding options score -inf); ``"generate"``: the letter named in a greedy answer (-1 where none);
         ``"likelihood"``: the summed log-probability of each option's text as the answer to the question.
+        ``visual``: the videos' tokens where already computed (see :meth:`build_inputs`; videos unused).
         """
         options = [check_options(o) for o in options]
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
@@ -239,7 +240,7 @@ class CompressedLlavaOnevision(nn.Module):
         scores = torch.full((len(options), width), float("-inf"))
         if mode not in ("letter", "generate", "likelihood"):
             raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
-        visual = self.video_tokens(videos)  # once per video, whatever the mode
+        visual = self.video_tokens(videos) if visual is None else visual  # once per video, any mode
         counts = [len(v) for v in visual]
         if mode == "letter":
             logits = self.host(**self.build_inputs(None, texts, visual=visual)).logits[:, -1].float().cpu()
