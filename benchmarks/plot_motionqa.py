@@ -2,6 +2,7 @@
 with 95% intervals and the full-token model beside them.
 
     python benchmarks/plot_motionqa.py [RESULTS.jsonl ...] [--budgets 8 d0.1] [--out benchmarks/results/motionqa/k8.png]
+    python benchmarks/plot_motionqa.py --curves [--steps 300]   # accuracy against K, one line per reducer
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).parent / "results" / "motionqa"
+GRID = [HERE / "stage1-pretrained-tower-8frames.jsonl", HERE / "stage2-k8.jsonl", HERE / "stage2-grid-300steps.jsonl",
+        HERE / "stage2-grid-finish-300steps.jsonl"]
 DEFAULT = [HERE / "stage1-pretrained-tower-8frames.jsonl", HERE / "stage2-k8-1000steps.jsonl", HERE / "stage2-k8.jsonl",
            HERE / "stage2-adaptive-1000steps.jsonl"]
 
@@ -46,6 +49,46 @@ def load(paths, budgets=None) -> list[tuple[str, dict]]:
     return runs
 
 
+def curves(paths, steps: int) -> tuple[dict, dict]:
+    """Fixed-K runs without a variant: ``{(reducer, run): {K: test}}`` (fine-tuned ones of ``steps`` steps
+    only), and the full-token test block."""
+    lines, full = {}, None
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            if r["run"] == "stage1" and "test" in r:
+                full = r["test"]
+            elif r.get("k") and not r.get("variant") and "test" in r and (
+                    r["run"] == "training-free" or r.get("steps") == steps):
+                lines.setdefault((r["reducer"], r["run"]), {}).setdefault(r["k"], r["test"])
+    return lines, full
+
+
+def plot_curves(lines: dict, full: dict, steps: int, out: Path) -> None:
+    """Overall, content and motion accuracy against K: solid fine-tuned, dashed training-free."""
+    reducers = sorted({name for name, _ in lines}, key=lambda n: (n != "token_dynamics", n))
+    colours = dict(zip(reducers, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
+    for ax, part in zip(axes, ("overall", "content", "motion")):
+        for (name, run), by_k in sorted(lines.items()):
+            ks = sorted(by_k)
+            ax.plot(ks, [100 * by_k[k][part]["accuracy"] for k in ks], marker="o", color=colours[name],
+                    linestyle="-" if run == "fine-tuned" else "--", linewidth=2.5 if name == "token_dynamics" else 1.2,
+                    label=f"{name} ({'fine-tuned' if run == 'fine-tuned' else 'free'})")
+        if full:
+            ax.axhline(100 * full[part]["accuracy"], color="black", linewidth=1)
+        ax.axhline(20, color="tab:blue", linestyle=":", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([4, 8, 16, 32], ["4", "8", "16", "32"])
+        ax.set_xlabel("K (table rows / tokens kept)")
+        ax.set_title(f"{part} accuracy (%)")
+    axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"MotionQA test (2,000 questions) against K; fine-tuned {steps} steps; black: full tokens, "
+                 "dotted: chance")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
 def markdown(runs) -> str:
     """The runs as a Markdown table: tokens (% of full), accuracy with its interval, relative drop."""
     full = next((t["overall"]["accuracy"] for label, t in runs if label == "full tokens"), None)
@@ -62,11 +105,19 @@ def markdown(runs) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("results", nargs="*", type=Path, default=DEFAULT)
+    p.add_argument("results", nargs="*", type=Path)
     p.add_argument("--budgets", nargs="*", help="keep these budgets only (e.g. 8 d0.1)")
     p.add_argument("--out", type=Path, default=HERE / "k8.png")
     p.add_argument("--markdown", action="store_true", help="print the runs as a Markdown table instead")
+    p.add_argument("--curves", action="store_true", help="accuracy against K per reducer (default results: the grid)")
+    p.add_argument("--steps", type=int, default=300, help="--curves: the fine-tuned runs of this many steps")
     a = p.parse_args()
+    if a.curves:
+        out = a.out if a.out != HERE / "k8.png" else HERE / f"grid-{a.steps}steps.png"
+        plot_curves(*curves(a.results or GRID, a.steps), a.steps, out)
+        print(out)
+        return
+    a.results = a.results or DEFAULT
     runs = load(a.results, a.budgets)
     if a.markdown:
         print(markdown(runs))
