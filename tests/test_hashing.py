@@ -236,3 +236,19 @@ def test_gpu_adaptive_and_batch(planted):
     cpu = td.hash_video(batch.cpu(), max_distortion=0.2, max_tokens=16)
     assert torch.equal(h.num_tokens.cpu(), cpu.num_tokens)
     assert torch.equal(h.key_map.cpu(), cpu.key_map)
+
+
+@pytest.mark.gpu
+def test_gpu_graphs_give_the_eager_table(monkeypatch, planted):
+    from tokendynamics import cudagraphs
+
+    x = torch.stack([planted.tokens, planted.tokens.flip(0)]).cuda()
+    graphed = [td.hash_video(x, num_tokens=k) for k in (4, 4, 6)]  # capture, replay, another signature
+    adaptive = td.hash_video(x, max_distortion=0.05, max_tokens=8)
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+    eager = [td.hash_video(x, num_tokens=k) for k in (4, 4, 6)]
+    for a, b in zip(graphed + [adaptive], eager + [td.hash_video(x, max_distortion=0.05, max_tokens=8)]):
+        for field in ("table", "key_map", "num_tokens"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), field
+        assert torch.equal(a.distortion(), b.distortion())
+    cudagraphs.clear()

@@ -114,3 +114,52 @@ def test_cuda_graphs_give_the_eager_result(monkeypatch, metric):
     monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
     assert torch.equal(fresh.labels, kmeans(y, 7, metric=metric).labels)
     cudagraphs.clear()
+
+
+def _seed_inputs(b, s, d, k, trials, seed=0):
+    """Sample points in the clustering space, squared norms, weights (padding in video 0), draws."""
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.nn.functional.normalize(torch.randn(b, s, d, generator=g), dim=-1)
+    weight = torch.ones(b, s)
+    weight[0, s // 2:] = 0
+    draws = torch.rand(k, trials, generator=g, dtype=torch.float64)
+    return pts, pts.square().sum(-1), weight, draws
+
+
+def test_triton_seeding_matches_pytorch_in_the_interpreter():
+    """The Triton k-means++ kernel, run by Triton's CPU interpreter, picks the PyTorch path's seeds."""
+    pytest.importorskip("triton")
+    code = """
+import torch, sys
+sys.path.insert(0, {tests!r})
+from test_kmeans import _seed_inputs
+from tokendynamics import kernels, kmeans
+for b, s, d, k, trials in [(2, 300, 16, 8, 4), (1, 1024, 32, 32, 5), (3, 77, 8, 5, 3)]:
+    args = _seed_inputs(b, s, d, k, trials)
+    assert torch.equal(kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)), (b, s, d, k)
+args = _seed_inputs(2, 40, 4, 60, 6)  # more seeds than real points (20 in video 0): never a padding point
+for seeds in (kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)):
+    assert seeds[0].max() < 20 and seeds[0, :20].unique().numel() == 20 and seeds[1, :40].unique().numel() == 40
+"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    run = subprocess.run([sys.executable, "-c", code.format(tests=str(Path(__file__).parent))], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.gpu
+def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
+    pytest.importorskip("triton")
+    from tokendynamics import kernels, kmeans as km
+
+    for b, s, d, k, trials in [(4, 1024, 64, 32, 5), (2, 2048, 1152, 64, 6), (3, 77, 8, 5, 3)]:
+        args = [a.cuda() for a in _seed_inputs(b, s, d, k, trials)]
+        assert kernels.available(args[0].device, s, trials)
+        assert torch.equal(kernels.greedy_seeds(*args), km._greedy_seeds(*args)), (b, s, d, k)
+    monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
+    assert not kernels.available(torch.device("cuda"), 1024, 5)

@@ -35,13 +35,18 @@ def clear() -> None:
     _cache.clear()
 
 
-def replay(fn: Callable, *args, **constants):
+def replay(fn: Callable, *args, carry: bool = False, **constants):
     """``fn(*args, **constants)`` through a CUDA graph; ``args`` are tensors, ``constants`` hashable.
-    Returns ``fn``'s tensor outputs (a tensor or a tuple of them), freshly allocated."""
-    key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())))
+    Returns ``fn``'s tensor outputs (a tensor or a tuple of them), freshly allocated.
+
+    ``carry=True`` is for loops: ``fn`` returns new values of its last ``len(outputs)`` arguments (a
+    state), the graph writes them back into those arguments' buffers, and ``replay`` returns the buffers
+    themselves. Passing them back in as the state of the next call copies nothing; they are overwritten
+    by the next replay of this signature, so clone what must outlive it."""
+    key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())), carry)
     entry = _cache.get(key)
     if entry is None:
-        entry = _capture(fn, args, constants)
+        entry = _capture(fn, args, constants, carry)
         _cache[key] = entry
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
@@ -50,16 +55,18 @@ def replay(fn: Callable, *args, **constants):
     graph, static_in, static_out, sources = entry
     for i, (buffer, a) in enumerate(zip(static_in, args)):
         ref, version = sources[i]
-        if ref is None or ref() is not a or version != a._version:
+        if a is not buffer and (ref is None or ref() is not a or version != a._version):
             buffer.copy_(a)
             sources[i] = (weakref.ref(a), a._version)
     graph.replay()
+    if carry:
+        return static_out
     if isinstance(static_out, torch.Tensor):
         return static_out.clone()
     return tuple(o.clone() for o in static_out)
 
 
-def _capture(fn, args, constants):
+def _capture(fn, args, constants, carry):
     static_in = [a.clone() for a in args]
     side = torch.cuda.Stream(args[0].device)
     side.wait_stream(torch.cuda.current_stream())
@@ -69,4 +76,9 @@ def _capture(fn, args, constants):
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         static_out = fn(*static_in, **constants)
+        if carry:
+            state = static_in[len(static_in) - len(static_out):]
+            for buffer, new in zip(state, static_out):
+                buffer.copy_(new)
+            static_out = tuple(state)
     return graph, static_in, static_out, [(None, -1)] * len(args)

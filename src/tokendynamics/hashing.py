@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from . import cudagraphs
 from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
 from .kmeans import METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare, take
 
@@ -234,11 +235,18 @@ def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> Token
     else:
         labels, k = _adaptive_labels(x, max_distortion, min_tokens, max_tokens, **opts)
         k_out = None
-    table, key_map, counts = _compact(x, labels, k, k_out or k)
+    args, consts = (x, labels), dict(k=k, k_out=k_out or k)
+    table, key_map, counts, distortion = (cudagraphs.replay(_table, *args, **consts) if cudagraphs.enabled(x.device)
+                                          else _table(*args, **consts))
     if k_out is None:
         table = table[:, : int(counts.max())]
-    distortion = fraction_unexplained(x, table, key_map)
     return TokenHashTable(table, key_map.view(b, t, h, w), counts, distortion)
+
+
+def _table(x, labels, *, k, k_out):
+    """Table, key map and counts (see :func:`_compact`) and distortion ``[B]`` from k-means ``labels``."""
+    table, key_map, counts = _compact(x, labels, k, k_out)
+    return table, key_map, counts, fraction_unexplained(x, table, key_map)
 
 
 def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_iters, tol, seed):

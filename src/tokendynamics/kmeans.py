@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import cudagraphs
+from . import cudagraphs, kernels
 
 METRICS = ("cosine", "l2")
-_CHUNK = 4  # Lloyd iterations per CUDA graph replay
+_CHUNK = 2  # Lloyd iterations per CUDA graph replay
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -171,31 +171,35 @@ def kmeans_plusplus(
     repeat a point (zero distance); Lloyd re-seeds such duplicates or leaves them empty.
     """
     trials = local_trials or 2 + int(math.log(k))
-    idx, valid = _seed_sample(feats.mask, sample_size or max(1024, 32 * k), seed)
-    pts = feats.rows(idx)  # [B, S, D]
-    pts_sq = feats.sq_norms.gather(1, idx)
-    weight = valid.to(pts.dtype)
+    size = min(sample_size or max(1024, 32 * k), feats.x.shape[1])
     gen = torch.Generator().manual_seed(seed)
-    draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(pts.device)
+    draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(feats.x.device)
+    args = (feats.x, feats.scale, feats.sq_norms, feats.mask, draws)
+    consts = dict(size=size, seed=seed, triton=kernels.available(feats.x.device, size, trials))
+    return cudagraphs.replay(_seeds, *args, **consts) if cudagraphs.enabled(feats.x.device) else _seeds(*args, **consts)
 
-    if cudagraphs.enabled(pts.device):
-        chosen = cudagraphs.replay(_greedy_seeds, pts, pts_sq, weight, draws)
-    else:
-        chosen = _greedy_seeds(pts, pts_sq, weight, draws)
-    return take(pts, chosen)
+
+def _seeds(x, scale, sq_norms, mask, draws, *, size, seed, triton):
+    """The seeds ``[B, k, D]`` from a sample of ``size`` points per video (see :func:`kmeans_plusplus`);
+    the greedy steps by the Triton kernel or by PyTorch operations. No host syncs."""
+    idx, valid = _seed_sample(mask, size, seed)
+    pts = Features(x, scale, sq_norms, mask).rows(idx)  # [B, S, D]
+    args = (pts, sq_norms.gather(1, idx), valid.to(pts.dtype), draws)
+    return take(pts, kernels.greedy_seeds(*args) if triton else _greedy_seeds(*args))
 
 
 def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
     """The greedy k-means++ steps: indices ``[B, k]`` into ``pts`` ``[B, S, D]`` (squared norms ``pts_sq``,
     ``weight`` 1 for real points), from ``draws`` ``[k, trials]`` uniform numbers. No host syncs."""
-    last = pts.shape[1] - 1
-    first = (draws[0, :1] * weight.sum(1)).long().clamp_max(last)  # [B]
+    real = weight.sum(1, keepdim=True)  # [B, 1]: the real points come first
+    last = (real.long() - 1).clamp_min(0)  # candidates are never padding, even once every point is covered
+    first = torch.minimum((draws[0, :1] * real).long(), last).squeeze(1)  # [B]
     chosen = [first]
     d2 = squared_distances(pts, pts_sq, take(pts, first.unsqueeze(1))).squeeze(-1)  # [B, S]
     for i in range(1, draws.shape[0]):
         cum = (d2 * weight).double().cumsum(1)
         targets = draws[i].unsqueeze(0) * cum[:, -1:]  # [B, trials]
-        cand = torch.searchsorted(cum, targets, right=True).clamp_max(last)
+        cand = torch.minimum(torch.searchsorted(cum, targets, right=True), last)
         dc = torch.minimum(d2.unsqueeze(-1), squared_distances(pts, pts_sq, take(pts, cand)))
         best = (dc * weight.unsqueeze(-1)).sum(1).argmin(1, keepdim=True)  # [B, 1]: lowest potential
         chosen.append(cand.gather(1, best).squeeze(1))
@@ -213,17 +217,18 @@ def _assign(feats: Features, centroids, live):
 
 
 def _update(feats: Features, labels, dist, centroids, live, metric):
-    """New centroids ``[B, K, D]``: cluster means; empty live clusters re-seeded from the farthest points."""
+    """New centroids ``[B, K, D]``: cluster means; the first empty live cluster of a video is re-seeded at
+    its farthest point (one per iteration: the next iteration's assignment moves that point, and a further
+    empty cluster takes the next farthest then)."""
     k = centroids.shape[1]
     sums, counts = cluster_sums(feats.x, torch.where(feats.mask, labels, k), k, feats.scale)
     means = sums / counts.clamp_min(1).unsqueeze(-1)
     if metric == "cosine":
         means = F.normalize(means, dim=-1)
     empty = (counts == 0) & live  # [B, K]
-    far_dist, far_idx = dist.topk(min(k, dist.shape[1]), dim=1)  # farthest points first
-    rank = (empty.cumsum(1) - 1).clamp(0, far_idx.shape[1] - 1)  # j-th empty cluster takes j-th farthest
-    reseed = empty & (far_dist.gather(1, rank) > 0)
-    means = torch.where(reseed.unsqueeze(-1), feats.rows(far_idx.gather(1, rank)), means)
+    far_dist, far_idx = dist.max(1, keepdim=True)  # [B, 1]
+    reseed = empty & (empty.cumsum(1) == 1) & (far_dist > 0)
+    means = torch.where(reseed.unsqueeze(-1), feats.rows(far_idx), means)
     return torch.where(((counts > 0) | reseed).unsqueeze(-1), means, centroids)
 
 
@@ -252,11 +257,12 @@ def lloyd(
         steps = min(chunk, max_iters - done)
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live, *state)
         consts = dict(metric=metric, tol=tol, steps=steps)
-        state = cudagraphs.replay(_lloyd_steps, *args, **consts) if graphs else _lloyd_steps(*args, **consts)
+        state = (cudagraphs.replay(_lloyd_steps, *args, carry=True, **consts) if graphs
+                 else _lloyd_steps(*args, **consts))
         done += steps
         if not bool(state[4].any()):
             break
-    centroids, labels, _, inertia, _, iterations = state
+    centroids, labels, _, inertia, _, iterations = (s.clone() for s in state) if graphs else state
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
 
