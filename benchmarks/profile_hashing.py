@@ -1,6 +1,6 @@
 """Where ``hash_video``'s time goes, stage by stage (seeding, Lloyd, compaction, distortion), on one video.
 
-    python benchmarks/profile_hashing.py [--device cuda] [--frames 64] [--dim 1152] [--k 32]
+    python benchmarks/profile_hashing.py [--device cuda] [--frames 64] [--dim 1152] [--k 32] [--batch 1]
 """
 
 import argparse
@@ -25,26 +25,28 @@ def main():
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--dim", type=int, default=1152)
     p.add_argument("--k", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1, help="videos clustered together (one seed each)")
     a = p.parse_args()
     dev = torch.device(a.device)
-    tokens = planted_token_video(num_frames=a.frames, dim=a.dim, num_objects=12, noise=0.3 / a.dim ** 0.5).tokens
-    x = tokens.reshape(1, -1, a.dim).to(dev)
-    t_all, h = timed(lambda: td.hash_video(x.view(1, a.frames, 14, 14, a.dim), num_tokens=a.k), dev)
+    b = a.batch
+    x = torch.stack([planted_token_video(num_frames=a.frames, dim=a.dim, num_objects=12, noise=0.3 / a.dim ** 0.5,
+                                         seed=s).tokens.reshape(-1, a.dim) for s in range(b)]).to(dev)
+    t_all, h = timed(lambda: td.hash_video(x.view(b, a.frames, 14, 14, a.dim), num_tokens=a.k), dev)
     t_prep, feats = timed(lambda: kmeans.prepare(x, "cosine"), dev)
     t_seed, init = timed(lambda: kmeans.kmeans_plusplus(feats, a.k), dev)
-    k = torch.full((1,), a.k, device=dev)
+    k = torch.full((b,), a.k, device=dev)
     t_lloyd, res = timed(lambda: kmeans.lloyd(feats, init, k, metric="cosine", max_iters=100, tol=1e-4), dev)
     t_compact, (table, key_map, _) = timed(lambda: hashing._compact(x, res.labels, a.k, a.k), dev)
     t_dist, _ = timed(lambda: hashing.fraction_unexplained(x, table, key_map), dev)
-    t_check, _ = timed(lambda: td._checks.check_video_tokens(x.view(1, a.frames, 14, 14, a.dim)), dev)
-    print(f"{dev} {a.frames}x196x{a.dim} K={a.k}: hash_video {t_all:.2f} ms = check {t_check:.2f} + prepare "
-          f"{t_prep:.2f} + seeding {t_seed:.2f} + lloyd {t_lloyd:.2f} ({int(res.iterations[0])} iters, "
-          f"{t_lloyd / (int(res.iterations[0]) + 1):.2f}/assign+update) + compact {t_compact:.2f} + "
+    t_check, _ = timed(lambda: td._checks.check_video_tokens(x.view(b, a.frames, 14, 14, a.dim)), dev)
+    print(f"{dev} {b}x{a.frames}x196x{a.dim} K={a.k}: hash_video {t_all:.2f} ms = check {t_check:.2f} + prepare "
+          f"{t_prep:.2f} + seeding {t_seed:.2f} + lloyd {t_lloyd:.2f} ({int(res.iterations.max())} iters, "
+          f"{t_lloyd / (int(res.iterations.max()) + 1):.2f}/assign+update) + compact {t_compact:.2f} + "
           f"distortion {t_dist:.2f}")
     if dev.type == "cuda":
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            td.hash_video(x.view(1, a.frames, 14, 14, a.dim), num_tokens=a.k)
+            td.hash_video(x.view(b, a.frames, 14, 14, a.dim), num_tokens=a.k)
             torch.cuda.synchronize()
         events = prof.key_averages()
         gpu_us = sum(e.self_device_time_total for e in events)

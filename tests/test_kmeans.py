@@ -163,3 +163,29 @@ def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
         assert torch.equal(kernels.greedy_seeds(*args), km._greedy_seeds(*args)), (b, s, d, k)
     monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
     assert not kernels.available(torch.device("cuda"), 1024, 5)
+
+
+def test_stage_keeps_one_buffer_per_signature():
+    from tokendynamics import cudagraphs
+
+    a, b = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    sa = cudagraphs.stage(a)
+    assert sa is not a and torch.equal(sa, a)
+    assert cudagraphs.stage(sa) is sa and torch.equal(sa, a)  # staging the staged tensor copies nothing
+    sb = cudagraphs.stage(b)
+    assert sb is sa and torch.equal(sa, b)  # same signature: the same buffer, now holding b
+    assert cudagraphs.stage(b.double()) is not sa
+    cudagraphs.clear()
+
+
+@pytest.mark.gpu
+def test_gpu_graphs_follow_the_matmul_precision(monkeypatch):
+    x = torch.randn(2, 3000, 256, generator=torch.Generator().manual_seed(0)).cuda()
+    kmeans(x, 16)  # captured at the highest precision
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        tf32 = kmeans(x, 16)
+        monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+        assert torch.equal(tf32.centroids, kmeans(x, 16).centroids)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -8,8 +8,12 @@ points of a Lloyd loop are copied once per clustering, not once per replay), the
 outputs are cloned out. The kernels are the same as the eager ones,
 so the results are identical (tested).
 
-Captures are kept for the most recent signatures (:data:`CACHE_SIZE`); :func:`clear` frees them. Set
-``TOKENDYNAMICS_CUDA_GRAPHS=0`` to run eagerly.
+Large inputs shared by several graphs (a video's tokens, read by the seeding, the Lloyd loop and the table)
+can be staged (:func:`stage`): one persistent copy that graphs captured with it read in place, so the
+tokens are copied once per call instead of once per graph.
+
+Captures are kept for the most recent signatures (:data:`CACHE_SIZE`), keyed also by PyTorch's float32
+matmul precision (TF32 or not); :func:`clear` frees them. Set ``TOKENDYNAMICS_CUDA_GRAPHS=0`` to run eagerly.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 
 CACHE_SIZE = 8
 _cache: OrderedDict = OrderedDict()
+_staged: OrderedDict = OrderedDict()
 
 
 def enabled(device: torch.device) -> bool:
@@ -31,8 +36,26 @@ def enabled(device: torch.device) -> bool:
 
 
 def clear() -> None:
-    """Drop every captured graph and its buffers."""
+    """Drop every captured graph and its buffers, and the staged inputs."""
     _cache.clear()
+    _staged.clear()
+
+
+def stage(x: torch.Tensor) -> torch.Tensor:
+    """A persistent copy of ``x`` to pass to :func:`replay`: a graph captured with it reads it in place (no
+    copy per replay). It holds ``x`` until the next ``stage`` of a tensor of the same shape, dtype and device;
+    staging the staged tensor itself copies nothing."""
+    key = (x.shape, x.dtype, x.device)
+    buffer = _staged.get(key)
+    if buffer is None:
+        buffer = _staged[key] = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        while len(_staged) > CACHE_SIZE:
+            _staged.popitem(last=False)
+    else:
+        _staged.move_to_end(key)
+    if x is not buffer:
+        buffer.copy_(x)
+    return buffer
 
 
 def replay(fn: Callable, *args, carry: bool = False, **constants):
@@ -43,7 +66,8 @@ def replay(fn: Callable, *args, carry: bool = False, **constants):
     state), the graph writes them back into those arguments' buffers, and ``replay`` returns the buffers
     themselves. Passing them back in as the state of the next call copies nothing; they are overwritten
     by the next replay of this signature, so clone what must outlive it."""
-    key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())), carry)
+    key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())), carry,
+           torch.get_float32_matmul_precision())
     entry = _cache.get(key)
     if entry is None:
         entry = _capture(fn, args, constants, carry)
@@ -67,7 +91,8 @@ def replay(fn: Callable, *args, carry: bool = False, **constants):
 
 
 def _capture(fn, args, constants, carry):
-    static_in = [a.clone() for a in args]
+    staged = {id(buffer) for buffer in _staged.values()}
+    static_in = [a if id(a) in staged else a.clone() for a in args]
     side = torch.cuda.Stream(args[0].device)
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # warm-up off the capture: lazy initialisations happen here

@@ -228,6 +228,8 @@ def hash_video(
 def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> TokenHashTable:
     b, t, h, w, d = x5.shape
     x = x5.reshape(b, t * h * w, d)
+    if cudagraphs.enabled(x.device):  # one copy read in place by every graph (float32 tokens need no other)
+        x = cudagraphs.stage(x)
     if num_tokens is not None:
         k = num_tokens
         labels = kmeans(x, k, **opts).labels
