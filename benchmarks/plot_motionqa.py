@@ -3,6 +3,7 @@ with 95% intervals and the full-token model beside them.
 
     python benchmarks/plot_motionqa.py [RESULTS.jsonl ...] [--budgets 8 d0.1] [--out benchmarks/results/motionqa/k8.png]
     python benchmarks/plot_motionqa.py --curves [--steps 300]   # accuracy against K, one line per reducer
+    python benchmarks/plot_motionqa.py --curves --steps 1000 RESULTS.jsonl ...
 """
 
 from __future__ import annotations
@@ -50,30 +51,30 @@ def load(paths, budgets=None) -> list[tuple[str, dict]]:
 
 
 def curves(paths, steps: int) -> tuple[dict, dict]:
-    """Fixed-K runs without a variant: ``{(reducer, run): {K: test}}`` (fine-tuned ones of ``steps`` steps
-    only), and the full-token test block."""
+    """Fixed-K runs: ``{(reducer [variant], run): {K: test}}`` (fine-tuned ones of ``steps`` steps only),
+    and the full-token test block."""
     lines, full = {}, None
     for path in paths:
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
             if r["run"] == "stage1" and "test" in r:
                 full = r["test"]
-            elif r.get("k") and not r.get("variant") and "test" in r and (
-                    r["run"] == "training-free" or r.get("steps") == steps):
-                lines.setdefault((r["reducer"], r["run"]), {}).setdefault(r["k"], r["test"])
+            elif r.get("k") and "test" in r and (r["run"] == "training-free" or r.get("steps") == steps):
+                name = r["reducer"] + (f" [{r['variant']}]" if r.get("variant") else "")
+                lines.setdefault((name, r["run"]), {}).setdefault(r["k"], r["test"])
     return lines, full
 
 
 def plot_curves(lines: dict, full: dict, steps: int, out: Path) -> None:
     """Overall, content and motion accuracy against K: solid fine-tuned, dashed training-free."""
-    reducers = sorted({name for name, _ in lines}, key=lambda n: (n != "token_dynamics", n))
+    reducers = sorted({name for name, _ in lines}, key=lambda n: (not n.startswith("token_dynamics"), n))
     colours = dict(zip(reducers, plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
     for ax, part in zip(axes, ("overall", "content", "motion")):
         for (name, run), by_k in sorted(lines.items()):
             ks = sorted(by_k)
             ax.plot(ks, [100 * by_k[k][part]["accuracy"] for k in ks], marker="o", color=colours[name],
-                    linestyle="-" if run == "fine-tuned" else "--", linewidth=2.5 if name == "token_dynamics" else 1.2,
+                    linestyle="-" if run == "fine-tuned" else "--", linewidth=2.5 if name.startswith("token_dynamics") else 1.2,
                     label=f"{name} ({'fine-tuned' if run == 'fine-tuned' else 'free'})")
         if full:
             ax.axhline(100 * full[part]["accuracy"], color="black", linewidth=1)
