@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import cudagraphs, kernels
+from . import cudagraphs
 
 METRICS = ("cosine", "l2")
 _CHUNK = 1  # Lloyd iterations per CUDA graph replay (benchmarks/kmeans_variants.py)
@@ -176,7 +176,8 @@ def kmeans_plusplus(
     gen = torch.Generator().manual_seed(seed)
     draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(feats.x.device)
     args = (feats.x, feats.scale, feats.sq_norms, feats.mask, draws)
-    consts = dict(size=size, seed=seed, triton=kernels.available(feats.x.device, size, trials))
+    triton = feats.x.is_cuda and _kernels().available(feats.x.device, size, trials)
+    consts = dict(size=size, seed=seed, triton=triton)
     return cudagraphs.replay(_seeds, *args, **consts) if cudagraphs.enabled(feats.x.device) else _seeds(*args, **consts)
 
 
@@ -186,7 +187,14 @@ def _seeds(x, scale, sq_norms, mask, draws, *, size, seed, triton):
     idx, valid = _seed_sample(mask, size, seed)
     pts = Features(x, scale, sq_norms, mask).rows(idx)  # [B, S, D]
     args = (pts, sq_norms.gather(1, idx), valid.to(pts.dtype), draws)
-    return take(pts, kernels.greedy_seeds(*args) if triton else _greedy_seeds(*args))
+    return take(pts, _kernels().greedy_seeds(*args) if triton else _greedy_seeds(*args))
+
+
+def _kernels():
+    """The Triton kernels module, imported on first CUDA use (CPU work never imports Triton)."""
+    from . import kernels
+
+    return kernels
 
 
 def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
