@@ -34,7 +34,9 @@ def _inertia(points, labels):
     return float(((points - means[labels]) ** 2).sum())
 
 
-def _video(kind, frames, dim, seed=0):
+def token_video(kind, frames, dim, seed=0):
+    """The benchmarks' token video ``[frames, 14, 14, dim]``: ``kind`` "planted" (12 objects over a
+    background, small noise) or "gaussian"."""
     if kind == "gaussian":
         return torch.randn(frames, 14, 14, dim, generator=torch.Generator().manual_seed(seed))
     return planted_token_video(num_frames=frames, height=14, width=14, dim=dim, num_objects=12,
@@ -50,13 +52,13 @@ def headline_setup(doc: str):
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args()
     device = torch.device(args.device)
-    return args, device, _video("planted", 64, 1152).to(device)
+    return args, device, token_video("planted", 64, 1152).to(device)
 
 
 def run_case(kind, frames, dim, k, metric, device, repeats, seeds=1):
     """One shape: our time (median of ``repeats``, seed 0) and scikit-learn's (seed 0); inertia of both
     averaged over ``seeds`` seeds (seed-to-seed spread is larger than the difference between the two)."""
-    tokens = _video(kind, frames, dim)
+    tokens = token_video(kind, frames, dim)
     dev_tokens = tokens.to(device)
     t_ours, h = median_time(lambda: td.hash_video(dev_tokens, num_tokens=k, metric=metric), device, repeats)
     points = tokens.reshape(-1, dim).double()
@@ -80,7 +82,7 @@ def run_case(kind, frames, dim, k, metric, device, repeats, seeds=1):
 
 
 def run_batch(frames, dim, k, device, repeats, batch=16):
-    tokens = torch.stack([_video("planted", frames, dim, seed=s) for s in range(batch)]).to(device)
+    tokens = torch.stack([token_video("planted", frames, dim, seed=s) for s in range(batch)]).to(device)
     t_batch, _ = median_time(lambda: td.hash_video(tokens, num_tokens=k), device, repeats)
     t_one, _ = median_time(lambda: td.hash_video(tokens[0], num_tokens=k), device, repeats)
     return dict(frames=frames, dim=dim, k=k, batch=batch, one_ms=t_one * 1e3, batch_ms=t_batch * 1e3,

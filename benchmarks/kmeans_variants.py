@@ -10,19 +10,22 @@ prints the kernels of the stages after clustering (compaction and distortion).
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 import torch
 
 import tokendynamics as td
 from tokendynamics import hashing, kmeans
 from tokendynamics.bench import machine, median_time
-from tokendynamics.data import planted_token_video
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hashing import token_video  # noqa: E402
 
 
 def videos(n):
     """``[n, 64, 14, 14, 1152]`` planted token videos, one seed each."""
-    return torch.stack([planted_token_video(num_frames=64, dim=1152, num_objects=12, noise=0.3 / 1152 ** 0.5,
-                                            seed=s).tokens for s in range(n)])
+    return torch.stack([token_video("planted", 64, 1152, seed=s) for s in range(n)])
 
 
 def seeds_agree(x, k):

@@ -4,13 +4,17 @@
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 import tokendynamics as td
 from tokendynamics import hashing, kmeans
 from tokendynamics.bench import median_time
-from tokendynamics.data import planted_token_video
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hashing import token_video  # noqa: E402
 
 
 def timed(fn, device):
@@ -29,8 +33,7 @@ def main():
     a = p.parse_args()
     dev = torch.device(a.device)
     b = a.batch
-    x = torch.stack([planted_token_video(num_frames=a.frames, dim=a.dim, num_objects=12, noise=0.3 / a.dim ** 0.5,
-                                         seed=s).tokens.reshape(-1, a.dim) for s in range(b)]).to(dev)
+    x = torch.stack([token_video("planted", a.frames, a.dim, seed=s).reshape(-1, a.dim) for s in range(b)]).to(dev)
     t_all, h = timed(lambda: td.hash_video(x.view(b, a.frames, 14, 14, a.dim), num_tokens=a.k), dev)
     t_prep, feats = timed(lambda: kmeans.prepare(x, "cosine"), dev)
     t_seed, init = timed(lambda: kmeans.kmeans_plusplus(feats, a.k), dev)

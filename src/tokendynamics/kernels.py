@@ -70,18 +70,18 @@ if triton is not None:
         row = tl.load(g + first * S + offs, mask=inside, other=0.0)
         d2 = tl.maximum(sq + tl.load(g + first * S + first) - 2.0 * row, 0.0)
         t = tl.arange(0, TRIALS_P2)
-        real = t < TRIALS
+        trial = t < TRIALS  # the real trials of the power-of-two block
         for i in range(1, K):
             cum = tl.cumsum((d2 * w).to(tl.float64), 0)
             total = tl.max(tl.where(inside, cum, 0.0), 0)
-            targets = tl.load(draws + i * TRIALS + t, mask=real, other=0.0) * total  # [T]
+            targets = tl.load(draws + i * TRIALS + t, mask=trial, other=0.0) * total  # [T]
             # searchsorted(right=True): how many sample points have a cumulative sum <= the target
             below = (cum[None, :] <= targets[:, None]) & inside[None, :]
             cand = tl.minimum(tl.sum(below.to(tl.int64), 1), last)  # [T]
             rows = tl.load(g + cand[:, None] * S + offs[None, :], mask=inside[None, :], other=0.0)
             diag = tl.load(g + cand * S + cand)
             dc = tl.minimum(d2[None, :], tl.maximum(sq[None, :] + diag[:, None] - 2.0 * rows, 0.0))
-            potential = tl.where(real, tl.sum(dc * w[None, :], 1), float("inf"))
+            potential = tl.where(trial, tl.sum(dc * w[None, :], 1), float("inf"))
             best = tl.argmin(potential, 0)  # the first of equal potentials, as torch.argmin
             pick = t == best
             tl.store(out + v * K + i, tl.sum(tl.where(pick, cand, 0), 0))
