@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tokendynamics", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tokendynamics {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="hash a generated token video and show what the table kept")
+    demo = sub.add_parser("demo", help="hash a token video, then answer MotionQA questions with the built-in model, "
+                          "full tokens against Token Dynamics; writes key-map and answer pictures")
     demo.add_argument("--frames", type=_positive, default=32)
     demo.add_argument("--dim", type=_positive, default=256, help="token width")
     demo.add_argument("--objects", type=int, default=4, help="moving objects in the generated video")
