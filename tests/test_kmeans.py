@@ -189,3 +189,15 @@ def test_gpu_graphs_follow_the_matmul_precision(monkeypatch):
         assert torch.equal(tf32.centroids, kmeans(x, 16).centroids)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def test_triton_seeding_applies_to_cuda_within_its_limits(monkeypatch):
+    from tokendynamics import kernels
+
+    cuda = torch.device("cuda")
+    assert not kernels.available(torch.device("cpu"), 1024, 5)
+    assert not kernels.available(cuda, kernels.MAX_SAMPLE + 1, 5)
+    assert not kernels.available(cuda, 1024, kernels.MAX_TRIALS + 1)
+    assert kernels.available(cuda, 1024, 5) == (kernels.triton is not None)
+    monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
+    assert not kernels.available(cuda, 1024, 5)
