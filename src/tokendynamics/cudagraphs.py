@@ -58,6 +58,14 @@ def stage(x: torch.Tensor) -> torch.Tensor:
     return buffer
 
 
+def run(fn: Callable, *args, carry: bool = False, **constants):
+    """:func:`replay` where graphs are enabled for ``args[0]``'s device, else ``fn(*args, **constants)``
+    eagerly (with ``carry``, the eager outputs are the new state, freshly allocated)."""
+    if enabled(args[0].device):
+        return replay(fn, *args, carry=carry, **constants)
+    return fn(*args, **constants)
+
+
 def replay(fn: Callable, *args, carry: bool = False, **constants):
     """``fn(*args, **constants)`` through a CUDA graph; ``args`` are tensors, ``constants`` hashable.
     Returns ``fn``'s tensor outputs (a tensor or a tuple of them), freshly allocated.

@@ -237,9 +237,7 @@ def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> Token
     else:
         labels, k = _adaptive_labels(x, max_distortion, min_tokens, max_tokens, **opts)
         k_out = None
-    args, consts = (x, labels), dict(k=k, k_out=k_out or k)
-    table, key_map, counts, distortion = (cudagraphs.replay(_table, *args, **consts) if cudagraphs.enabled(x.device)
-                                          else _table(*args, **consts))
+    table, key_map, counts, distortion = cudagraphs.run(_table, x, labels, k=k, k_out=k_out or k)
     if k_out is None:
         table = table[:, : int(counts.max())]
     return TokenHashTable(table, key_map.view(b, t, h, w), counts, distortion)

@@ -178,7 +178,7 @@ def kmeans_plusplus(
     args = (feats.x, feats.scale, feats.sq_norms, feats.mask, draws)
     triton = feats.x.is_cuda and _kernels().available(feats.x.device, size, trials)
     consts = dict(size=size, seed=seed, triton=triton)
-    return cudagraphs.replay(_seeds, *args, **consts) if cudagraphs.enabled(feats.x.device) else _seeds(*args, **consts)
+    return cudagraphs.run(_seeds, *args, **consts)
 
 
 def _seeds(x, scale, sq_norms, mask, draws, *, size, seed, triton):
@@ -266,8 +266,7 @@ def lloyd(
         steps = min(chunk, max_iters - done)
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live, *state)
         consts = dict(metric=metric, tol=tol, steps=steps)
-        state = (cudagraphs.replay(_lloyd_steps, *args, carry=True, **consts) if graphs
-                 else _lloyd_steps(*args, **consts))
+        state = cudagraphs.run(_lloyd_steps, *args, carry=True, **consts)
         done += steps
         if not bool(state[4].any()):
             break
