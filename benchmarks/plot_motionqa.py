@@ -24,12 +24,16 @@ DEFAULT = [HERE / "stage1-pretrained-tower-8frames.jsonl", HERE / "stage2-k8-100
            HERE / "stage2-adaptive-1000steps.jsonl"]
 
 
+def _name(r: dict) -> str:
+    """``reducer`` or ``reducer [variant]``."""
+    return r["reducer"] + (f" [{r['variant']}]" if r.get("variant") else "")
+
+
 def _label(r: dict) -> str:
     """reducer [variant] budget (steps): ``K=8`` fixed, ``D<=0.1 ~8.4`` adaptive (target, mean tokens)."""
     steps = r.get("steps") or r.get("config", {}).get("steps")
-    variant = f" [{r['variant']}]" if r.get("variant") else ""
     budget = f"K={r['k']}" if r.get("k") else f"D<={r['options']['max_distortion']} ~{r['test']['visual_tokens']['mean'] - 1:.1f}"
-    return f"{r['reducer']}{variant} {budget}" + (" (free)" if r["run"] == "training-free" else f" ({steps} st.)")
+    return f"{_name(r)} {budget}" + (" (free)" if r["run"] == "training-free" else f" ({steps} st.)")
 
 
 def load(paths, budgets=None) -> list[tuple[str, dict]]:
@@ -60,8 +64,7 @@ def curves(paths, steps: int) -> tuple[dict, dict]:
             if r["run"] == "stage1" and "test" in r:
                 full = r["test"]
             elif r.get("k") and "test" in r and (r["run"] == "training-free" or r.get("steps") == steps):
-                name = r["reducer"] + (f" [{r['variant']}]" if r.get("variant") else "")
-                lines.setdefault((name, r["run"]), {}).setdefault(r["k"], r["test"])
+                lines.setdefault((_name(r), r["run"]), {}).setdefault(r["k"], r["test"])
     return lines, full
 
 
