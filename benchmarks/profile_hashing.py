@@ -1,4 +1,4 @@
-"""Where ``hash_video``'s time goes, stage by stage (seeding, Lloyd, compaction, distortion), on one video.
+"""Where ``hash_video``'s time goes, stage by stage (seeding, Lloyd, means and distortion, compaction), on one video.
 
     python benchmarks/profile_hashing.py [--device cuda] [--frames 64] [--dim 1152] [--k 32] [--batch 1]
 """
@@ -39,13 +39,13 @@ def main():
     t_seed, init = timed(lambda: kmeans.kmeans_plusplus(feats, a.k), dev)
     k = torch.full((b,), a.k, device=dev)
     t_lloyd, res = timed(lambda: kmeans.lloyd(feats, init, k, metric="cosine", max_iters=100, tol=1e-4), dev)
-    t_compact, (table, key_map, _) = timed(lambda: hashing._compact(x, res.labels, a.k, a.k), dev)
-    t_dist, _ = timed(lambda: hashing.fraction_unexplained(x, table, key_map), dev)
+    t_clusters, (means, counts, _) = timed(lambda: hashing._clusters(x, res.labels, a.k), dev)
+    t_compact, _ = timed(lambda: hashing._compact(means, counts, res.labels, a.k), dev)
     t_check, _ = timed(lambda: td._checks.check_video_tokens(x.view(b, a.frames, 14, 14, a.dim)), dev)
     print(f"{dev} {b}x{a.frames}x196x{a.dim} K={a.k}: hash_video {t_all:.2f} ms = check {t_check:.2f} + prepare "
           f"{t_prep:.2f} + seeding {t_seed:.2f} + lloyd {t_lloyd:.2f} ({int(res.iterations.max())} iters, "
-          f"{t_lloyd / (int(res.iterations.max()) + 1):.2f}/assign+update) + compact {t_compact:.2f} + "
-          f"distortion {t_dist:.2f}")
+          f"{t_lloyd / (int(res.iterations.max()) + 1):.2f}/assign+update) + means and distortion "
+          f"{t_clusters:.2f} + compact {t_compact:.2f}")
     if dev.type == "cuda":
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

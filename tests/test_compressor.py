@@ -173,6 +173,37 @@ def test_cpu_and_gpu_agree():
     torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.gpu
+def test_gpu_inference_graph_gives_the_eager_attention(monkeypatch):
+    """Without gradients the attention is a CUDA graph: the eager result, and in-place weight updates and
+    new weights are followed."""
+    from tokendynamics import cudagraphs
+
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4,
+                             identity_init=False).cuda().eval()
+    batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)]).cuda()  # padding rows
+
+    def both():
+        with torch.no_grad():
+            graphed = [model(batch).tokens for _ in range(2)]  # capture, then replay
+            monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+            eager = model(batch).tokens
+            monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "1")
+        return graphed, eager
+
+    graphed, eager = both()
+    assert torch.equal(graphed[0], eager) and torch.equal(graphed[1], eager)
+    with torch.no_grad():
+        model.attention.layers[0].out.bias.add_(1.0)  # in place: the captured graph reads it
+    graphed, eager_after = both()
+    assert torch.equal(graphed[1], eager_after) and not torch.equal(eager_after, eager)
+    model.half()  # new storage: a new graph
+    graphed, eager = both()
+    assert graphed[1].dtype == torch.float16 and torch.equal(graphed[1], eager)
+    cudagraphs.clear()
+
+
 def test_identity_init_returns_the_table_and_still_trains():
     model = td.TokenDynamics(dim=32, num_tokens=3, heads=4)  # identity_init=True by default
     tokens = _video().requires_grad_(True)

@@ -230,6 +230,20 @@ def test_cpu_and_gpu_agree(planted):
 
 
 @pytest.mark.gpu
+def test_gpu_distortion_is_exact_at_its_ends():
+    """Distortion comes from float64 cluster sums on the GPU too: 0 for a rebuilt video, a constant one
+    included, and the CPU's value otherwise."""
+    constant = torch.full((3, 4, 4, 5), 0.7, device="cuda")
+    h = td.hash_video(constant, num_tokens=4)
+    assert h.num_tokens.item() == 1 and h.distortion().item() == 0
+    video = planted_token_video(num_frames=6, height=8, width=8, dim=16, num_objects=3, noise=0.0, seed=1)
+    assert td.hash_video(video.tokens.cuda(), num_tokens=8).distortion().item() < 1e-10
+    noisy = planted_token_video(num_frames=6, height=8, width=8, dim=16, num_objects=3, noise=0.1, seed=1).tokens
+    torch.testing.assert_close(td.hash_video(noisy.cuda(), num_tokens=3).distortion().cpu(),
+                               td.hash_video(noisy, num_tokens=3).distortion(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.gpu
 def test_gpu_adaptive_and_batch(planted):
     batch = torch.stack([planted.tokens, planted.tokens.flip(0)]).cuda()
     h = td.hash_video(batch, max_distortion=0.2, max_tokens=16)

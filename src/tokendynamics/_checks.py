@@ -13,11 +13,12 @@ import torch
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def check_video_tokens(tokens, name: str = "tokens") -> torch.Tensor:
+def check_video_tokens(tokens, name: str = "tokens", finite: bool = True) -> torch.Tensor:
     """Check a token video and return it as ``[B, T, H, W, D]`` (a view; a single video gains B=1).
 
-    Accepts ``[T, H, W, D]`` or ``[B, T, H, W, D]`` floating tensors with no empty dimension and only
-    finite values.
+    Accepts ``[T, H, W, D]`` or ``[B, T, H, W, D]`` floating tensors with no empty dimension and (unless
+    ``finite=False``, for callers that pass the tokens on to a function that checks them) only finite
+    values: that check reads every value and waits for the GPU.
     """
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [T, H, W, D] or [B, T, H, W, D], "
@@ -30,7 +31,8 @@ def check_video_tokens(tokens, name: str = "tokens") -> torch.Tensor:
                         f"got {tokens.dtype}")
     if tokens.numel() == 0:
         raise ValueError(f"{name} must not have an empty dimension, got shape {tuple(tokens.shape)}")
-    check_finite(tokens, name)
+    if finite:
+        check_finite(tokens, name)
     return tokens if tokens.dim() == 5 else tokens.unsqueeze(0)
 
 

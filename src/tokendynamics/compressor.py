@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from . import cudagraphs
 from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
 from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
 from .hashing import TokenHashTable, hash_video
-from .kmeans import METRICS
+from .kmeans import METRICS, one_hot
 
 CONFIG_NAME = "tokendynamics_config.json"
 WEIGHTS_NAME = "tokendynamics.safetensors"
@@ -108,9 +108,9 @@ def masked_means(tokens: torch.Tensor, key_map: torch.Tensor, k: int) -> torch.T
 
     tokens ``[B, N, D]``, key_map ``[B, N]`` in ``[0, k)`` -> ``[B, k, D]`` (empty rows are zero).
     """
-    one_hot = F.one_hot(key_map, k).to(tokens.dtype)  # [B, N, k]
-    counts = one_hot.sum(1).clamp_min(1).unsqueeze(-1)
-    return torch.bmm(one_hot.transpose(1, 2), tokens) / counts
+    members = one_hot(key_map, k, tokens.dtype)  # [B, N, k]
+    counts = members.sum(1).clamp_min(1).unsqueeze(-1)
+    return torch.bmm(members.transpose(1, 2), tokens) / counts
 
 
 def table_rows(x: torch.Tensor, h: TokenHashTable, dtype: torch.dtype) -> torch.Tensor:
@@ -145,7 +145,7 @@ class TokenDynamics(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> CompactVideo:
         """tokens ``[T, H, W, D]`` or ``[B, T, H, W, D]`` -> ``CompactVideo`` of ``[B, K_max, out_dim]``."""
-        x = check_video_tokens(tokens)
+        x = check_video_tokens(tokens, finite=False)  # hash_video checks the values
         if x.shape[-1] != self.config.dim:
             raise ValueError(f"tokens must have width {self.config.dim} (the config's dim), got {x.shape[-1]}")
         with torch.no_grad():
@@ -155,9 +155,14 @@ class TokenDynamics(nn.Module):
 
     def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
         """The learned half: motion from ``key_map`` ``[B, T, H, W]`` written into ``table`` ``[B, K, D]``
-        by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out_dim]``."""
-        fused = self.attention(table, self.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
-        return self.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)
+        by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out_dim]``.
+
+        Without gradients on CUDA it is replayed as one CUDA graph per shape (the eager kernels, launched
+        at once; the graph reads the parameters in place, so it follows in-place updates of them)."""
+        if torch.is_grad_enabled() or not cudagraphs.enabled(table.device):
+            return _fuse(table, key_map, row_mask, module=self)
+        weights = tuple((p.data_ptr(), p.dtype, p.shape) for p in self.parameters())  # new storage: new graph
+        return cudagraphs.replay(_fuse, table, key_map, row_mask, module=self, weights=weights)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the config (JSON) and the weights (safetensors) to ``directory``."""
@@ -180,3 +185,9 @@ class TokenDynamics(nn.Module):
         dtype = next(iter(state.values())).dtype
         model.to(dtype).load_state_dict(state)
         return model.to(device)
+
+
+def _fuse(table, key_map, row_mask, *, module: TokenDynamics, weights=None):
+    """:meth:`TokenDynamics.fuse`'s computation (``weights`` only keys its CUDA graphs)."""
+    fused = module.attention(table, module.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
+    return module.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice
-from .kmeans import take
+from .kmeans import one_hot, take
 
 ATTEND = ("own", "all")
 POSITIONS = ("sincos", "none")
@@ -97,14 +97,15 @@ class CrossDynamicsLayer(nn.Module):
         """``[..., M, D]`` -> ``[..., h, M, D / h]``."""
         return x.unflatten(-1, (self.heads, -1)).transpose(-3, -2)
 
-    def forward(self, rows, parts, key_map, one_hot, allowed, impl):
+    def forward(self, rows, parts, key_map, owner, allowed, impl):
         """rows ``[B, K, D]``; parts from :class:`MotionFeatures`; key_map ``[B, T, H, W]`` and its one-hot
-        ``[B, N, K]``; allowed ``[B, K, N]`` bool (every row sees at least one cell)."""
+        ``owner`` ``[B, N, K]`` in the rows' dtype; allowed ``[B, K, N]`` bool (every row sees at least one
+        cell)."""
         q = self._heads(self.q(self.norm_q(rows)))  # [B, h, K, d]
         if impl == "dense":
             att = self._dense(q, parts, key_map, allowed)
         else:
-            att = self._factorized(q, parts, key_map, one_hot, allowed)
+            att = self._factorized(q, parts, key_map, owner, allowed)
         rows = rows + self.out(att.transpose(1, 2).flatten(2))
         return rows + self.mlp(self.norm_mlp(rows))
 
@@ -113,7 +114,7 @@ class CrossDynamicsLayer(nn.Module):
         k, v = (self._heads(z) for z in kv.chunk(2, -1))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1))
 
-    def _factorized(self, q, parts, key_map, one_hot, allowed):
+    def _factorized(self, q, parts, key_map, owner, allowed):
         rows, axes = parts
         b, nh, k, d = q.shape
         t, h, w = key_map.shape[1:]
@@ -128,7 +129,7 @@ class CrossDynamicsLayer(nn.Module):
             scores = (scores.view(b, nh, k, t, h, w) + s_t[..., :, None, None] + s_h[..., None, :, None]
                       + s_w[..., None, None, :]).flatten(3)
         att = scores.masked_fill(~allowed.unsqueeze(1), float("-inf")).softmax(-1)  # [B, h, K, N]
-        per_key = torch.bmm(att.flatten(1, 2), one_hot.to(att.dtype)).view(b, nh, k, k)  # attention summed per key
+        per_key = torch.bmm(att.flatten(1, 2), owner.to(att.dtype)).view(b, nh, k, k)  # attention summed per key
         out = per_key @ v_row
         if axes is not None:
             grid = att.view(b, nh, k, t, h, w)
@@ -167,14 +168,14 @@ class CrossDynamicsAttention(nn.Module):
     def forward(self, table: torch.Tensor, parts, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
         """table ``[B, K, D]``, motion parts, key_map ``[B, T, H, W]``, row_mask ``[B, K]`` -> ``[B, K, D]``."""
         b, k, _ = table.shape
-        one_hot = F.one_hot(key_map.reshape(b, -1), k)  # [B, N, K]: which row owns each cell
+        owner = one_hot(key_map.reshape(b, -1), k, table.dtype)  # [B, N, K]: which row owns each cell
         if self.attend == "own":
-            allowed = one_hot.transpose(1, 2).bool()  # [B, K, N]
+            allowed = owner.transpose(1, 2).bool()  # [B, K, N]
         else:
-            allowed = torch.ones(b, k, one_hot.shape[1], dtype=torch.bool, device=table.device)
+            allowed = torch.ones(b, k, owner.shape[1], dtype=torch.bool, device=table.device)
         allowed = allowed | ~row_mask.unsqueeze(-1)  # padding rows attend to everything, then are zeroed
         keep = row_mask.unsqueeze(-1).to(table.dtype)
         rows = table
         for layer in self.layers:
-            rows = layer(rows, parts, key_map, one_hot, allowed, self.impl) * keep
+            rows = layer(rows, parts, key_map, owner, allowed, self.impl) * keep
         return rows

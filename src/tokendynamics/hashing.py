@@ -36,8 +36,9 @@ class TokenHashTable:
     """
 
     def __init__(self, table: torch.Tensor, key_map: torch.Tensor, num_tokens: torch.Tensor,
-                 distortion: torch.Tensor | None = None):
-        _check_parts(table, key_map, num_tokens)
+                 distortion: torch.Tensor | None = None, *, validate: bool = True):
+        if validate:  # False for parts known to agree (hash_video's own): the checks wait for the GPU
+            _check_parts(table, key_map, num_tokens)
         self.table = table
         self.key_map = key_map
         self.num_tokens = num_tokens
@@ -125,67 +126,71 @@ def _check_parts(table, key_map, num_tokens) -> None:
         raise ValueError("key_map values must be in [0, num_tokens[b]) for each video b")
 
 
-_CPU_CHUNK_ELEMENTS = 1 << 20  # per-chunk work buffers on CPU, allocated once per call
+_CPU_CHUNK_ELEMENTS = 1 << 18  # the float64 buffer of a CPU pass, allocated once per call
 
 
 def fraction_unexplained(x: torch.Tensor, table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Distortion ``[B]``: ``sum|x - table[labels]|^2 / sum|x - mean(x)|^2`` per video.
 
-    x: ``[B, N, D]``; table: ``[B, M, D]``; labels: ``[B, N]`` in ``[0, M)``. Float32 per token, summed
-    in float64. A video whose variance is below float32 resolution (a constant video) scores 0 if it is
-    rebuilt to that resolution, else 1.
+    x: ``[B, N, D]``; table: ``[B, M, D]``; labels: ``[B, N]`` in ``[0, M)``. See :func:`_unexplained`.
     """
+    sums, counts = cluster_sums(x, labels, table.shape[1], dtype=torch.float64)
+    return _unexplained(sums, counts, table, _sq_total(x))
+
+
+def _sq_total(x: torch.Tensor) -> torch.Tensor:
+    """``sum_n |x_n|^2`` per video ``[B]`` float64, for ``x`` ``[B, N, D]``: one fused pass on CUDA; on CPU
+    (where a float64 norm of float32 data is slow) through a small float64 buffer."""
     b, n, d = x.shape
-    err = _row_sq_dist(x, table, labels)
-    var = _row_sq_dist(x, x.float().mean(1, keepdim=True), torch.zeros_like(labels))
-    floor = 1e-12 * torch.linalg.vector_norm(x.reshape(b, -1).float(), dim=1).double().square()
+    if x.is_cuda:
+        return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float64).square().sum(1)
+    total = torch.zeros(b, dtype=torch.float64)
+    step = max(1, _CPU_CHUNK_ELEMENTS // (b * d))
+    buf = torch.empty(b, min(step, n), d, dtype=torch.float64)
+    for i in range(0, n, step):
+        part = buf[:, : x[:, i : i + step].shape[1]].copy_(x[:, i : i + step])
+        total += part.square().sum((1, 2))
+    return total
+
+
+def _unexplained(sums: torch.Tensor, counts: torch.Tensor, table: torch.Tensor, sq_total: torch.Tensor):
+    """Distortion ``[B]`` float32 from the clusters' float64 sums ``[B, M, D]`` and counts ``[B, M]``, the
+    rows ``table`` ``[B, M, D]`` that stand for them and ``sq_total`` (:func:`_sq_total`), without another
+    pass over the points: ``sum|x - t|^2 = sum|x|^2 - 2 sum_k S_k.t_k + sum_k n_k |t_k|^2``, and the
+    variance ``sum|x|^2 - |sum_k S_k|^2 / N``, in float64 (exact to ~1e-16 of ``sum|x|^2``). A video whose
+    variance is below 1e-12 of ``sum|x|^2`` (a constant video) scores 0 if rebuilt to that resolution, else 1.
+    """
+    t = table.double()
+    err = (sq_total - 2 * (sums * t).sum((1, 2)) + (counts * t.square().sum(-1)).sum(1)).clamp_min(0)
+    var = sq_total - sums.sum(1).square().sum(-1) / counts.sum(1)
+    floor = 1e-12 * sq_total
     return torch.where(var > floor, err / var.clamp_min(1e-300), (err > floor).double()).float()
 
 
-def _row_sq_dist(x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``sum_n |x_n - centers[labels_n]|^2`` per video ``[B]`` float64, for ``x`` ``[B, N, D]``,
-    ``centers`` ``[B, M, D]``, ``labels`` ``[B, N]``. In float32 chunks through reused buffers (no
-    full-size temporary); one chunk on CUDA."""
-    b, n, d = x.shape
-    rows = x.reshape(b * n, d)
-    flat = (labels + torch.arange(b, device=x.device).unsqueeze(1) * centers.shape[1]).reshape(-1)
-    centers = centers.float().reshape(-1, d)
-    out = torch.empty(b * n, device=x.device)
-    step = b * n if x.is_cuda else max(1, _CPU_CHUNK_ELEMENTS // d)
-    ref = torch.empty(min(step, b * n), d, device=x.device)
-    for i in range(0, b * n, step):
-        part = rows[i : i + step]
-        r = ref[: part.shape[0]]
-        torch.index_select(centers, 0, flat[i : i + step], out=r)
-        torch.sub(part, r, out=r)
-        torch.linalg.vector_norm(r, dim=-1, out=out[i : i + step])
-    return out.view(b, n).double().square().sum(1)
-
-
-def cluster_means(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Means ``[B, k, D]`` (float64, so that identical tokens average exactly to themselves) and counts
-    ``[B, k]`` of ``x`` ``[B, N, D]`` grouped by ``labels`` ``[B, N]`` in ``[0, k)``."""
+def _clusters(x: torch.Tensor, labels: torch.Tensor, k: int):
+    """Means ``[B, k, D]`` in x's dtype (averaged in float64, so that identical tokens average exactly to
+    themselves), counts ``[B, k]`` and the distortion ``[B]`` of those means, for ``x`` ``[B, N, D]``
+    grouped by ``labels`` ``[B, N]`` in ``[0, k)``."""
     sums, counts = cluster_sums(x, labels, k, dtype=torch.float64)
-    return sums / counts.clamp_min(1).unsqueeze(-1), counts
+    means = (sums / counts.clamp_min(1).unsqueeze(-1)).to(x.dtype)
+    return means, counts, _unexplained(sums, counts, means, _sq_total(x))
 
 
-def _compact(x: torch.Tensor, labels: torch.Tensor, k: int, k_out: int):
+def _compact(means: torch.Tensor, counts: torch.Tensor, labels: torch.Tensor, k_out: int):
     """Drop empty clusters and order rows by first appearance.
 
-    x: ``[B, N, D]``; labels: ``[B, N]`` in ``[0, k)``. Returns table ``[B, k_out, D]`` (x's dtype, zero
-    padded), key map ``[B, N]`` and row counts ``[B]``.
+    means: ``[B, k, D]``; counts: ``[B, k]``; labels: ``[B, N]`` in ``[0, k)``. Returns table
+    ``[B, k_out, D]`` (zero padded), key map ``[B, N]`` and row counts ``[B]``.
     """
-    b, n, _ = x.shape
-    means, counts = cluster_means(x, labels, k)
-    position = torch.arange(n, device=x.device).expand(b, n)
-    first = torch.full((b, k), n, dtype=torch.long, device=x.device)
+    (b, n), k = labels.shape, means.shape[1]
+    position = torch.arange(n, device=labels.device).expand(b, n)
+    first = torch.full((b, k), n, dtype=torch.long, device=labels.device)
     first.scatter_reduce_(1, labels, position, reduce="amin")
     order = torch.argsort(first, dim=1, stable=True)  # used rows by first appearance, empty rows last
-    relabel = torch.empty_like(order).scatter_(1, order, torch.arange(k, device=x.device).expand(b, k))
+    relabel = torch.empty_like(order).scatter_(1, order, torch.arange(k, device=labels.device).expand(b, k))
     num_tokens = (counts > 0).sum(1)
-    table = take(means, order)
-    rows = torch.arange(k, device=x.device).unsqueeze(0) < num_tokens.unsqueeze(1)
-    table = (table * rows.unsqueeze(-1)).to(x.dtype)
+    rows = torch.arange(k, device=labels.device).unsqueeze(0) < num_tokens.unsqueeze(1)
+    table = take(means, order) * rows.unsqueeze(-1)
     if k_out > k:
         table = torch.nn.functional.pad(table, (0, 0, 0, k_out - k))
     return table[:, :k_out], relabel.gather(1, labels), num_tokens
@@ -240,13 +245,13 @@ def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> Token
     table, key_map, counts, distortion = cudagraphs.run(_table, x, labels, k=k, k_out=k_out or k)
     if k_out is None:
         table = table[:, : int(counts.max())]
-    return TokenHashTable(table, key_map.view(b, t, h, w), counts, distortion)
+    return TokenHashTable(table, key_map.view(b, t, h, w), counts, distortion, validate=False)
 
 
 def _table(x, labels, *, k, k_out):
     """Table, key map and counts (see :func:`_compact`) and distortion ``[B]`` from k-means ``labels``."""
-    table, key_map, counts = _compact(x, labels, k, k_out)
-    return table, key_map, counts, fraction_unexplained(x, table, key_map)
+    means, counts, distortion = _clusters(x, labels, k)
+    return (*_compact(means, counts, labels, k_out), distortion)
 
 
 def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_iters, tol, seed):
@@ -275,8 +280,7 @@ def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_i
         k = torch.where(searching, (lo + hi) // 2, hi)[todo]
         res = lloyd(feats.select(todo), seeds[todo, : int(k.max())], k,
                     metric=metric, max_iters=max_iters, tol=tol)
-        means, _ = cluster_means(x[todo], res.labels, res.centroids.shape[1])
-        ok = fraction_unexplained(x[todo], means, res.labels) <= max_distortion
+        ok = _clusters(x[todo], res.labels, res.centroids.shape[1])[2] <= max_distortion
         ok |= ~searching[todo]  # K == hi was never tried and no smaller K is left: take it
         labels[todo[ok]] = res.labels[ok]
         found[todo[ok]] = True

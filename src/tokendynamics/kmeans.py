@@ -88,6 +88,13 @@ def take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.reshape(b * n, d).index_select(0, flat.reshape(-1)).view(*idx.shape, d)
 
 
+def one_hot(labels: torch.Tensor, k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``labels`` ``[..., N]`` in ``[0, k)`` -> ``[..., N, k]`` in ``dtype``, by a scatter (unlike
+    ``F.one_hot``, no check of the labels on the host, so it can run inside a CUDA graph)."""
+    out = torch.zeros(*labels.shape, k, dtype=dtype, device=labels.device)
+    return out.scatter_(-1, labels.unsqueeze(-1), 1)
+
+
 def squared_distances(a: torch.Tensor, a_sq: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """``|a_n - c_m|^2`` for ``a`` ``[B, N, D]`` (squared norms ``a_sq`` ``[B, N]``) and ``c`` ``[B, M, D]``
     -> ``[B, N, M]``."""
@@ -111,12 +118,11 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
     members.scatter_add_(0, flat, torch.ones_like(flat))
     counts = members.view(b, k + 1)[:, :k]
     w = None if weights is None else weights.reshape(-1).to(dtype)
-    if x.is_cuda:  # a scattered one-hot: F.one_hot checks its input on the host
-        one_hot = torch.zeros(b, n, k + 1, dtype=dtype, device=x.device).scatter_(2, labels.unsqueeze(-1), 1)
-        one_hot = one_hot[..., :k]  # [B, N, k]
+    if x.is_cuda:
+        members = one_hot(labels, k + 1, dtype)[..., :k]  # [B, N, k]
         if w is not None:
-            one_hot = one_hot * w.view(b, n, 1)
-        return torch.bmm(one_hot.transpose(1, 2), x.to(dtype)), counts
+            members = members * w.view(b, n, 1)
+        return torch.bmm(members.transpose(1, 2), x.to(dtype)), counts
     rows = x.reshape(b * n, d)
     if dtype == x.dtype:
         order = torch.argsort(flat, stable=True)
