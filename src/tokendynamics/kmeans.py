@@ -119,19 +119,19 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
     counts = members.view(b, k + 1)[:, :k]
     w = None if weights is None else weights.reshape(-1).to(dtype)
     if x.is_cuda:
-        members = one_hot(labels, k + 1, dtype)[..., :k]  # [B, N, k]
+        hot = one_hot(labels, k + 1, dtype)[..., :k]  # [B, N, k]
         if w is not None:
-            members = members * w.view(b, n, 1)
-        return torch.bmm(members.transpose(1, 2), x.to(dtype)), counts
+            hot = hot * w.view(b, n, 1)
+        return torch.bmm(hot.transpose(1, 2), x.to(dtype)), counts
     rows = x.reshape(b * n, d)
     if dtype == x.dtype:
         order = torch.argsort(flat, stable=True)
         values = torch.ones(b * n, dtype=dtype) if w is None else w[order]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sparse CSR is "beta" in PyTorch; its matmul is what we need
-            one_hot = torch.sparse_csr_tensor(F.pad(members.cumsum(0), (1, 0)), order, values,
-                                              size=(b * (k + 1), b * n))
-        sums = one_hot @ rows
+            hot = torch.sparse_csr_tensor(F.pad(members.cumsum(0), (1, 0)), order, values,
+                                          size=(b * (k + 1), b * n))
+        sums = hot @ rows
     else:
         sums = torch.zeros(b * (k + 1), d, dtype=dtype)
         step = max(1, (1 << 18) // d)
