@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 
-from tokendynamics.kmeans import cluster_sums, kmeans, one_hot, one_hot_sums
+from tokendynamics.kmeans import cluster_sums, kmeans
 
 
 def _inertia(x, labels):
@@ -85,23 +85,6 @@ def test_cluster_sums_weights_and_ignored_label():
     assert torch.equal(counts, torch.tensor([[2, 1]]))
     assert torch.allclose(sums[0, 0], x[0, 0] + 3 * x[0, 2])
     assert torch.allclose(sums[0, 1], 2 * x[0, 1])
-
-
-@pytest.mark.parametrize("chunk", [1, 17 * 3 * 7, 10**9])
-def test_wide_one_hot_sums_in_chunks_equal_the_whole_product(chunk):
-    """float64 sums of float32 points, converted a chunk at a time: the whole product's values, and equal
-    points sum exactly (their mean is the point itself)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 50, 17, generator=g)
-    x[:, :20] = x[:, :1]  # 20 equal points per video, all in cluster 0
-    labels = torch.cat([torch.zeros(3, 20, dtype=torch.long), torch.randint(1, 4, (3, 30), generator=g)], 1)
-    hot = one_hot(labels, 4, torch.float64)
-    sums = one_hot_sums(hot, x, chunk=chunk)
-    assert sums.dtype == torch.float64 and sums.shape == (3, 4, 17)
-    torch.testing.assert_close(sums, torch.bmm(hot.transpose(1, 2), x.double()), rtol=1e-15, atol=1e-13)
-    assert torch.equal((sums[:, 0] / 20).float(), x[:, 0])
-    same = one_hot(labels, 4, torch.float32)
-    assert torch.equal(one_hot_sums(same, x, chunk=chunk), torch.bmm(same.transpose(1, 2), x))
 
 
 def test_same_seed_same_result_other_seed_runs():

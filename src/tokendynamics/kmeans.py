@@ -122,7 +122,7 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
         hot = one_hot(labels, k + 1, dtype)[..., :k]  # [B, N, k]
         if w is not None:
             hot = hot * w.view(b, n, 1)
-        return one_hot_sums(hot, x), counts
+        return torch.bmm(hot.transpose(1, 2), x.to(dtype)), counts
     rows = x.reshape(b * n, d)
     if dtype == x.dtype:
         order = torch.argsort(flat, stable=True)
@@ -142,30 +142,6 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
                 part.mul_(w[i : i + step, None])
             sums.index_add_(0, flat[i : i + step], part)
     return sums.view(b, k + 1, d)[:, :k], counts
-
-
-WIDE_CHUNK = 1 << 22  # elements of the converted copy of x that one_hot_sums holds at a time
-
-
-def one_hot_sums(hot: torch.Tensor, x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """``hot^T @ x`` -> ``[B, k, D]`` in ``hot``'s dtype, for ``hot`` ``[B, N, k]`` and ``x`` ``[B, N, D]``.
-
-    Where ``hot`` is wider than ``x`` (float64 sums of float32 tokens), ``x`` is converted ``chunk`` elements
-    at a time (default :data:`WIDE_CHUNK`) into one reused buffer and the products accumulated, instead of
-    converting it whole: the same sums (exact in float64 for equal tokens) without a full-size copy.
-    """
-    if hot.dtype == x.dtype:
-        return torch.bmm(hot.transpose(1, 2), x)
-    b, n, d = x.shape
-    step = max(1, (chunk or WIDE_CHUNK) // (b * d))
-    if step >= n:
-        return torch.bmm(hot.transpose(1, 2), x.to(hot.dtype))
-    sums = torch.zeros(b, hot.shape[2], d, dtype=hot.dtype, device=x.device)
-    buf = torch.empty(b, step, d, dtype=hot.dtype, device=x.device)
-    for i in range(0, n, step):
-        part = buf[:, : min(step, n - i)].copy_(x[:, i : i + step])
-        sums.baddbmm_(hot[:, i : i + step].transpose(1, 2), part)
-    return sums
 
 
 def _seed_sample(mask: torch.Tensor, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
