@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from . import cudagraphs
 from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
-from .kmeans import METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare, take
+from .kmeans import CPU_CHUNK_ELEMENTS, METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare, take
 
 _FORMAT = "tokendynamics.TokenHashTable"
 _FORMAT_VERSION = "1"
@@ -126,9 +126,6 @@ def _check_parts(table, key_map, num_tokens) -> None:
         raise ValueError("key_map values must be in [0, num_tokens[b]) for each video b")
 
 
-_CPU_CHUNK_ELEMENTS = 1 << 18  # the float64 buffer of a CPU pass, allocated once per call
-
-
 def fraction_unexplained(x: torch.Tensor, table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Distortion ``[B]``: ``sum|x - table[labels]|^2 / sum|x - mean(x)|^2`` per video.
 
@@ -145,7 +142,7 @@ def _sq_total(x: torch.Tensor) -> torch.Tensor:
     if x.is_cuda:
         return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float64).square().sum(1)
     total = torch.zeros(b, dtype=torch.float64)
-    step = max(1, _CPU_CHUNK_ELEMENTS // (b * d))
+    step = max(1, CPU_CHUNK_ELEMENTS // (b * d))
     buf = torch.empty(b, min(step, n), d, dtype=torch.float64)
     for i in range(0, n, step):
         part = buf[:, : x[:, i : i + step].shape[1]].copy_(x[:, i : i + step])

@@ -23,6 +23,7 @@ from . import cudagraphs
 
 METRICS = ("cosine", "l2")
 _CHUNK = 1  # Lloyd iterations per CUDA graph replay (benchmarks/kmeans_variants.py)
+CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -134,7 +135,7 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, weights: torch.T
         sums = hot @ rows
     else:
         sums = torch.zeros(b * (k + 1), d, dtype=dtype)
-        step = max(1, (1 << 18) // d)
+        step = max(1, CPU_CHUNK_ELEMENTS // d)
         buf = torch.empty(min(step, b * n), d, dtype=dtype)  # one small buffer, reused
         for i in range(0, b * n, step):
             part = buf[: rows[i : i + step].shape[0]].copy_(rows[i : i + step])
