@@ -197,3 +197,21 @@ def test_choose_with_precomputed_visual_tokens_equals_choose_from_videos(tiny):
     direct = model.choose(videos, [QUESTION] * 2, opts, mode="likelihood")
     reused = model.choose(None, [QUESTION] * 2, opts, mode="likelihood", visual=model.video_tokens(videos))
     assert direct.picks == reused.picks and torch.equal(direct.scores, reused.scores)
+
+
+def test_block_mean_pooling_equals_the_hosts_bilinear_pooling_and_its_gradient(tiny):
+    from transformers import LlavaOnevisionForConditionalGeneration
+
+    host = LlavaOnevisionForConditionalGeneration.from_pretrained(tiny).model
+    patched = _load(tiny, compressor="full").host.model
+    assert "apply_pooling" not in vars(host) and "apply_pooling" in vars(patched)
+    feats = torch.randn(3, 4 * 4, host.config.text_config.hidden_size, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(3, 2 * 2, feats.shape[-1], dtype=torch.float64)
+    outs, grads = [], []
+    for model in (host, patched):
+        out = model.apply_pooling(feats)
+        (grad,) = torch.autograd.grad((out * weights).sum(), feats)
+        outs.append(out)
+        grads.append(grad)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-12, atol=1e-12)

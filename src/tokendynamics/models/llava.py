@@ -1,4 +1,5 @@
-"""LLaVA-OneVision with a token reducer between its projector and its LLM, without patching transformers.
+"""LLaVA-OneVision with a token reducer between its projector and its LLM, without patching transformers'
+code (on an even patch grid, the host instance's 2x2 pooling is swapped for an exact, faster equivalent).
 
 The host's public pieces do the work: ``get_video_features`` (vision tower, projector, 2x2 pooling) gives
 ``[T, h, w, D]`` tokens per video; the reducer turns them into K tokens; the host's ``image_newline`` row
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..baselines import Reducer
@@ -51,6 +53,8 @@ class CompressedLlavaOnevision(nn.Module):
         cfg = host.config.vision_config
         side = math.ceil(cfg.image_size / cfg.patch_size / 2)  # the host's 2x2 bilinear pooling
         self.grid = (side, side)
+        if cfg.image_size // cfg.patch_size % 2 == 0:
+            host.model.apply_pooling = _block_mean_pooling(host.model)
         self.letter_ids = [self._single_token(c) for c in LETTERS]
 
     # ------------------------------------------------------------------ loading and saving
@@ -261,6 +265,22 @@ class CompressedLlavaOnevision(nn.Module):
         for (logp, _), i, j in zip(flat, owner, column):
             scores[i, j] = logp
         return Choices(scores.argmax(1).tolist(), scores, counts)
+
+
+def _block_mean_pooling(model):
+    """The host's video pooling for an even patch grid, as a 2x2 block mean: bilinear interpolation to
+    exactly half the size (``align_corners=False``) samples each output at the centre of a 2x2 block with
+    weights 1/4, so ``avg_pool2d`` gives the same tokens (tested), and its backward is a plain scatter of
+    1/4 instead of the atomic adds of ``upsample_bilinear2d``'s backward (slow in bf16 and not
+    bit-reproducible on a GPU). ``[frames, side * side, D]`` -> ``[frames, side * side / 4, D]``."""
+    side = model.config.vision_config.image_size // model.config.vision_config.patch_size
+
+    def apply_pooling(features: torch.Tensor) -> torch.Tensor:
+        frames, _, dim = features.shape
+        grid = features.view(frames, side, side, dim).permute(0, 3, 1, 2)
+        return F.avg_pool2d(grid, 2).permute(0, 2, 3, 1).reshape(frames, -1, dim)
+
+    return apply_pooling
 
 
 def _groups(shapes) -> dict[tuple, list[int]]:
