@@ -139,7 +139,9 @@ def main():
         ax.set_xlim(0, 100)
     axes[0].set_yticks(range(len(runs)), [label for label, _ in runs])
     axes[0].invert_yaxis()
-    fig.suptitle("MotionQA test (2,000 questions), built-in model; dashed: chance")
+    full = [t["visual_tokens"]["full_mean"] for label, t in runs if label == "full tokens"]
+    fig.suptitle("MotionQA test (2,000 questions), built-in architecture" +
+                 (f", {full[0]:.0f} visual tokens per video in full" if full else "") + "; dashed: chance")
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=110)
