@@ -58,8 +58,10 @@ def prefill_macs(cfg, n: int) -> float:
     return n * per_token + layers * 2 * n * n * d
 
 
-def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False):
+def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False, compile_vision=False):
     host = build_host(size)
+    if compile_vision:  # both the full and the reduced runs read the compiled tower's features
+        host.model.vision_tower = torch.compile(host.model.vision_tower, dynamic=False)
     dev = torch.device("cuda")
     cfg = host.config
     lm = host.model.language_model
@@ -89,6 +91,7 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
                 t_decode = None if compiled else _decode_time(lm, host, out, embeds, decode_tokens, dev)
             peak = torch.cuda.max_memory_allocated() / 2 ** 30
             row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n, compiled=compiled,
+                       compiled_vision=compile_vision,
                        vision_ms=t_vision * 1e3, reduce_ms=t_reduce * 1e3, prefill_ms=t_prefill * 1e3,
                        ttft_ms=(t_vision + t_reduce + t_prefill) * 1e3,
                        decode_tokens_per_s=batch * decode_tokens / t_decode if t_decode else None, peak_gib=peak,
@@ -156,15 +159,18 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--decode-tokens", type=int, default=32)
     p.add_argument("--compile", action="store_true", help="prefill through torch.compile (CUDA graphs)")
+    p.add_argument("--compile-vision", action="store_true", help="the vision tower through torch.compile too")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     rows = []
     for size in a.hosts:
-        rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile)
+        rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile,
+                         a.compile_vision)
         gc.collect()  # the host goes before the next one is built
         torch.cuda.empty_cache()
     result = dict(machine=machine(torch.device("cuda")), torch=torch.__version__, rows=rows)
-    write_results(a.out, f"prefill-b{a.batch}" + ("-compiled" if a.compile else ""), result, to_markdown(result))
+    name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "") + ("-vision" if a.compile_vision else "")
+    write_results(a.out, name, result, to_markdown(result))
 
 
 if __name__ == "__main__":
