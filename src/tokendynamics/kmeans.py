@@ -223,26 +223,21 @@ def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
     return torch.stack(chosen, 1)
 
 
-def _assign_sums(feats: Features, centroids, live, fused: bool):
-    """One Lloyd pass: each point's nearest live centroid, labels ``[B, N]`` and squared distances ``[B, N]``
-    (0 where masked), and the clusters' sums ``[B, K, D]`` (of the points in the clustering space) and
-    member counts ``[B, K]``. ``fused``: by the Triton kernel, one read of the points (see kernels.py)."""
-    if fused:
-        return _kernels().assign_sums(feats.x, feats.scale, feats.sq_norms, feats.mask, centroids, live)
-    k = centroids.shape[1]
+def _assign(feats: Features, centroids, live):
+    """Nearest live centroid: labels ``[B, N]`` and squared distances ``[B, N]`` (0 where masked)."""
     c_sq = torch.einsum("bkd,bkd->bk", centroids, centroids).unsqueeze(1)
     scores = torch.bmm(feats.x, centroids.transpose(1, 2)).mul_(feats.scale.unsqueeze(-1))
     scores.sub_(0.5 * c_sq).masked_fill_(~live.unsqueeze(1), float("-inf"))  # x.c - |c|^2 / 2
     best, labels = scores.max(-1)
-    dist = (feats.sq_norms - 2 * best).clamp_min_(0) * feats.mask
+    return labels, (feats.sq_norms - 2 * best).clamp_min_(0) * feats.mask
+
+
+def _update(feats: Features, labels, dist, centroids, live, metric):
+    """New centroids ``[B, K, D]``: cluster means; the first empty live cluster of a video is re-seeded at
+    its farthest point (one per iteration: the next iteration's assignment moves that point, and a further
+    empty cluster takes the next farthest then)."""
+    k = centroids.shape[1]
     sums, counts = cluster_sums(feats.x, torch.where(feats.mask, labels, k), k, feats.scale)
-    return labels, dist, sums, counts
-
-
-def _update(feats: Features, sums, counts, dist, centroids, live, metric):
-    """New centroids ``[B, K, D]`` from the cluster sums and counts of the last pass: cluster means; the
-    first empty live cluster of a video is re-seeded at its farthest point (one per iteration: the next
-    iteration's assignment moves that point, and a further empty cluster takes the next farthest then)."""
     means = sums / counts.clamp_min(1).unsqueeze(-1)
     if metric == "cosine":
         means = F.normalize(means, dim=-1)
@@ -268,9 +263,8 @@ def lloyd(
     """
     b, dev = feats.x.shape[0], feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
-    fused = feats.x.is_cuda and _kernels().assign_available(dev, init.shape[1])
-    labels, dist, sums, counts = _assign_sums(feats, init, live, fused)
-    state = (init, labels, dist, sums, counts, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
+    labels, dist = _assign(feats, init, live)
+    state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
              torch.zeros(b, dtype=torch.long, device=dev))
     graphs = cudagraphs.enabled(dev)
     chunk = _CHUNK if graphs else 1  # iterations between host checks of convergence
@@ -278,33 +272,32 @@ def lloyd(
     while done < max_iters:
         steps = min(chunk, max_iters - done)
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live, *state)
-        consts = dict(metric=metric, tol=tol, steps=steps, fused=fused)
+        consts = dict(metric=metric, tol=tol, steps=steps)
         state = cudagraphs.run(_lloyd_steps, *args, carry=True, **consts)
         done += steps
-        if not bool(state[6].any()):
+        if not bool(state[4].any()):
             break
-    centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in (0, 1, 5, 7))
+    centroids, labels, _, inertia, _, iterations = (s.clone() for s in state) if graphs else state
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
 
-def _lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, dist, sums, counts, inertia, active,
-                 iterations, *, metric, tol, steps, fused):
+def _lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, dist, inertia, active, iterations, *,
+                 metric, tol, steps):
     """``steps`` Lloyd iterations without host syncs; a video that has converged (``active`` False) stays
     as it is, so running past convergence changes nothing."""
     feats = Features(x, scale, sq_norms, mask)
     for _ in range(steps):
-        new_c = _update(feats, sums, counts, dist, centroids, live, metric)
-        new_labels, new_dist, new_sums, new_counts = _assign_sums(feats, new_c, live, fused)
+        new_c = _update(feats, labels, dist, centroids, live, metric)
+        new_labels, new_dist = _assign(feats, new_c, live)
         new_inertia = new_dist.sum(1)
         done = (new_labels == labels).all(1) | (inertia - new_inertia <= tol * inertia)
         a = active.unsqueeze(1)  # a converged video stays as it is, whatever the rest of the batch does
-        centroids, sums = torch.where(a.unsqueeze(-1), new_c, centroids), torch.where(a.unsqueeze(-1), new_sums, sums)
+        centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
         labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
-        counts = torch.where(a, new_counts, counts)
         inertia = torch.where(active, new_inertia, inertia)
         iterations = iterations + active.long()
         active = active & ~done
-    return centroids, labels, dist, sums, counts, inertia, active, iterations
+    return centroids, labels, dist, inertia, active, iterations
 
 
 def kmeans(
