@@ -242,6 +242,8 @@ def train(cfg: TrainConfig) -> dict:
         if skipped:
             accelerator.print(f"skipped {skipped} unreadable videos")
     accelerator.wait_for_everyone()
+    model = optimizer = loader = scheduler = batches = None  # the DDP wrapper and its reducer go first,
+    accelerator.free_memory()  # with accelerate's references (and cycles), while the process group exists
     accelerator.end_training()  # tears the process group down on every process together
     return summary
 
