@@ -51,10 +51,10 @@ class CompressedLlavaOnevision(nn.Module):
         self.host, self.tokenizer, self.transform, self.reducer = host, tokenizer, transform, reducer
         self.tokenizer.padding_side = "left"
         cfg = host.config.vision_config
-        side = math.ceil(cfg.image_size / cfg.patch_size / 2)  # the host's 2x2 bilinear pooling
-        self.grid = (side, side)
-        if cfg.image_size // cfg.patch_size % 2 == 0:
-            host.model.apply_pooling = _block_mean_pooling(host.model)
+        patches = cfg.image_size // cfg.patch_size  # per side, before the host's 2x2 bilinear pooling
+        self.grid = (math.ceil(patches / 2),) * 2
+        if patches % 2 == 0:
+            host.model.apply_pooling = _block_mean_pooling(patches)
         self.letter_ids = [self._single_token(c) for c in LETTERS]
 
     # ------------------------------------------------------------------ loading and saving
@@ -267,13 +267,12 @@ class CompressedLlavaOnevision(nn.Module):
         return Choices(scores.argmax(1).tolist(), scores, counts)
 
 
-def _block_mean_pooling(model):
-    """The host's video pooling for an even patch grid, as a 2x2 block mean: bilinear interpolation to
-    exactly half the size (``align_corners=False``) samples each output at the centre of a 2x2 block with
-    weights 1/4, so ``avg_pool2d`` gives the same tokens (tested), and its backward is a plain scatter of
-    1/4 instead of the atomic adds of ``upsample_bilinear2d``'s backward (slow in bf16 and not
+def _block_mean_pooling(side: int):
+    """The host's video pooling for an even patch grid of ``side x side``, as a 2x2 block mean: bilinear
+    interpolation to exactly half the size (``align_corners=False``) samples each output at the centre of a
+    2x2 block with weights 1/4, so ``avg_pool2d`` gives the same tokens (tested), and its backward is a plain
+    scatter of 1/4 instead of the atomic adds of ``upsample_bilinear2d``'s backward (slow in bf16 and not
     bit-reproducible on a GPU). ``[frames, side * side, D]`` -> ``[frames, side * side / 4, D]``."""
-    side = model.config.vision_config.image_size // model.config.vision_config.patch_size
 
     def apply_pooling(features: torch.Tensor) -> torch.Tensor:
         frames, _, dim = features.shape
