@@ -1,5 +1,5 @@
-"""Which of k-means' GPU choices pay: Triton seeding on or off, Lloyd iterations per graph replay, and what
-TF32 products (``torch.backends.cuda.matmul.allow_tf32 = True``, a user's global setting) change.
+"""Which of k-means' GPU choices pay: the Triton kernels on or off, and what TF32 products
+(``torch.backends.cuda.matmul.allow_tf32 = True``, a user's global setting) change.
 
     python benchmarks/kmeans_variants.py [--k 32] [--repeats 20] [--profile]
 
@@ -49,22 +49,18 @@ def main():
     one = batch[:1]
     print(machine(dev), torch.__version__)
     print(f"identical seeds, Triton vs PyTorch: {seeds_agree(batch.flatten(1, 3), a.k)} of 16 videos")
-    default_chunk = kmeans._CHUNK
-    print("| seeding | iterations per replay | one video (ms) | batch of 16, per video (ms) | mean distortion |")
-    print("|---|---|---|---|---|")
+    print("| kernels | one video (ms) | batch of 16, per video (ms) | mean distortion |")
+    print("|---|---|---|---|")
     for triton in ("0", "1"):
         os.environ["TOKENDYNAMICS_TRITON"] = triton
-        for chunk in (1, 2, 4):
-            kmeans._CHUNK = chunk
-            t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k), dev, a.repeats)
-            t16, h = median_time(lambda: td.hash_video(batch, num_tokens=a.k), dev, a.repeats)
-            print(f"| {'Triton' if triton == '1' else 'PyTorch graph'} | {chunk} | {t1 * 1e3:.2f} | "
-                  f"{t16 * 1e3 / 16:.3f} | {float(h.distortion().mean()):.5f} |", flush=True)
-    kmeans._CHUNK = default_chunk
+        t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k), dev, a.repeats)
+        t16, h = median_time(lambda: td.hash_video(batch, num_tokens=a.k), dev, a.repeats)
+        print(f"| {'Triton' if triton == '1' else 'PyTorch graph'} | {t1 * 1e3:.2f} | "
+              f"{t16 * 1e3 / 16:.3f} | {float(h.distortion().mean()):.5f} |", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = True  # what a user's global setting does to the products
     t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k), dev, a.repeats)
     t16, h = median_time(lambda: td.hash_video(batch, num_tokens=a.k), dev, a.repeats)
-    print(f"| Triton, TF32 products | {default_chunk} | {t1 * 1e3:.2f} | {t16 * 1e3 / 16:.3f} | "
+    print(f"| Triton, TF32 products | {t1 * 1e3:.2f} | {t16 * 1e3 / 16:.3f} | "
           f"{float(h.distortion().mean()):.5f} |", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     if a.profile:

@@ -165,6 +165,94 @@ def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
     assert not kernels.available(torch.device("cuda"), 1024, 5)
 
 
+def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None):
+    """Lloyd's result through the Triton kernels and through PyTorch operations, from the same seeds."""
+    from tokendynamics import kmeans as km
+
+    ks = torch.as_tensor(num_clusters if num_clusters is not None else [k] * x.shape[0], device=x.device)
+    out, chooser = [], km._triton_lloyd
+    try:
+        for triton_path in (True, False):
+            km._triton_lloyd = lambda *a, t=triton_path: t
+            feats = km.prepare(x, metric, mask)
+            seeds = km.kmeans_plusplus(feats, k) if init is None else init
+            out.append(km.lloyd(feats, seeds, ks, metric=metric, max_iters=30, tol=1e-4))
+    finally:
+        km._triton_lloyd = chooser
+    return out
+
+
+def _empty_cluster_case(metric):
+    """Four separated blobs; centroids 4 and 5 start away from every point, so both are re-seeded."""
+    g = torch.Generator().manual_seed(1)
+    centers = 10 * torch.randn(4, 16, generator=g)
+    x = centers[torch.randint(0, 4, (2, 200), generator=g)] + torch.randn(2, 200, 16, generator=g)
+    init = x[:, :6].clone()
+    if metric == "cosine":
+        init = torch.nn.functional.normalize(init, dim=-1)
+        init[:, 4:] = torch.nn.functional.normalize(-x.mean(1, keepdim=True), dim=-1)
+    else:
+        init[:, 4:] = 1000.0
+    return x, init
+
+
+def test_triton_lloyd_matches_pytorch_in_the_interpreter():
+    """The Triton Lloyd iteration (update, pass, finish), run by Triton's CPU interpreter, gives PyTorch's
+    labels and centroids: masks, fewer clusters in one video, bfloat16 points, re-seeded empty clusters."""
+    pytest.importorskip("triton")
+    code = """
+import sys
+sys.path.insert(0, {tests!r})
+import triton_interpreter  # noqa: F401
+import torch
+from test_kmeans import _empty_cluster_case, _lloyd_pair
+g = torch.Generator().manual_seed(0)
+cases = [(torch.randn(2, 300, 40, generator=g), 5, "cosine", torch.rand(2, 300, generator=g) > 0.2, [5, 3]),
+         (torch.randn(2, 300, 40, generator=g), 5, "l2", None, None),
+         (torch.randn(1, 200, 70, generator=g), 20, "cosine", None, None)]
+for x, k, metric, mask, ks in cases:
+    a, b = _lloyd_pair(x.bfloat16(), k, metric, mask, ks)
+    assert torch.equal(a.labels, b.labels), (k, metric)
+    assert torch.allclose(a.centroids, b.centroids, atol=1e-5), (k, metric)
+    assert torch.allclose(a.inertia, b.inertia, rtol=1e-5), (k, metric)
+    assert (a.iterations - b.iterations).abs().max() <= 1, (a.iterations, b.iterations)
+for metric in ("l2", "cosine"):
+    x, init = _empty_cluster_case(metric)
+    a, b = _lloyd_pair(x.bfloat16(), 6, metric, init=init)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.iterations, b.iterations), metric
+    assert all(len(set(l.tolist())) == 6 for l in a.labels), metric  # both empty clusters were re-seeded
+"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    run = subprocess.run([sys.executable, "-c", code.format(tests=str(Path(__file__).parent))], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_gpu_triton_lloyd_matches_pytorch(metric):
+    """On the GPU the kernels' products of bfloat16 points and three-piece centroids differ from cuBLAS's
+    float32 products only by rounding."""
+    dtype = torch.bfloat16
+    pytest.importorskip("triton")
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 6000, 384, generator=g) + 2 * torch.randn(4, 12, 384, generator=g).repeat(1, 500, 1))
+    mask = torch.rand(4, 6000, generator=g) > 0.1
+    a, b = _lloyd_pair(x.to("cuda", dtype), 16, metric, mask.cuda(), [16, 16, 9, 1])
+    assert (a.labels == b.labels).float().mean() > 0.999
+    assert torch.allclose(a.inertia, b.inertia, rtol=1e-4)
+    assert (a.iterations - b.iterations).abs().max() <= 2
+    for metric_ in ("l2", "cosine"):
+        x, init = _empty_cluster_case(metric_)
+        a, b = _lloyd_pair(x.to("cuda", dtype), 6, metric_, init=init.cuda())
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.iterations, b.iterations), metric_
+
+
 def test_stage_keeps_one_buffer_per_signature():
     from tokendynamics import cudagraphs
 

@@ -8,8 +8,20 @@ distances in registers. It follows :func:`tokendynamics.kmeans._greedy_seeds` st
 same search, same tie-breaking); the two differ only by float rounding of the distances (tested to give
 the same seeds on the GPU).
 
-Used when Triton is installed and the points are on CUDA (``TOKENDYNAMICS_TRITON=0`` switches it off);
-:func:`available` says whether it applies.
+A Lloyd iteration over bfloat16 points (:func:`lloyd_step`, the reducer's usual input) is four kernels
+instead of about forty PyTorch operations reading the points twice as float32. The pass reads each tile of
+points once for its scores against every centroid and again (from the cache) for its cluster sums, adding
+them into its program's own slot of a partial-sums buffer (no atomics: deterministic). The products run on
+tensor cores: the points are exact in bfloat16, and each float32 operand on the other side (centroids,
+cosine weights) is split into bfloat16 pieces whose sum is the float32 value (three pieces at PyTorch's
+default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one at "medium"), with
+float32 accumulation. The other kernels reduce the slots into new centroids (mean, normalised for cosine,
+or the farthest point for the first empty cluster), split them, and settle each video's counts, inertia
+and convergence on the device; a converged video's programs do nothing. They follow
+``kmeans._lloyd_step`` (tested against it in Triton's CPU interpreter and on the GPU).
+
+Used when Triton is installed and the points are on CUDA (``TOKENDYNAMICS_TRITON=0`` switches them off);
+:func:`available` and :func:`lloyd_available` say whether they apply.
 """
 
 from __future__ import annotations
@@ -28,10 +40,13 @@ MAX_SAMPLE = 4096  # points per video that one program holds in registers
 MAX_TRIALS = 16
 
 
+def _enabled(device: torch.device) -> bool:
+    return triton is not None and device.type == "cuda" and os.environ.get("TOKENDYNAMICS_TRITON", "1") != "0"
+
+
 def available(device: torch.device, sample: int, trials: int) -> bool:
     """Whether :func:`greedy_seeds` runs for this device, sample size and number of local trials."""
-    return (triton is not None and device.type == "cuda" and sample <= MAX_SAMPLE and trials <= MAX_TRIALS
-            and os.environ.get("TOKENDYNAMICS_TRITON", "1") != "0")
+    return _enabled(device) and sample <= MAX_SAMPLE and trials <= MAX_TRIALS
 
 
 def greedy_seeds(pts: torch.Tensor, pts_sq: torch.Tensor, weight: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
@@ -86,3 +101,284 @@ if triton is not None:
             pick = t == best
             tl.store(out + v * K + i, tl.sum(tl.where(pick, cand, 0), 0))
             d2 = tl.sum(tl.where(pick[:, None], dc, 0.0), 0)
+
+
+# ---- Lloyd iterations ---------------------------------------------------------------------------------
+
+MAX_CLUSTERS = 256  # centroids whose scores one program holds in registers
+BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded at a time
+BLOCK_P = 32  # partial-sum slots reduced at a time
+PROGRAMS_PER_SM, NUM_WARPS = 1, 8  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
+PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
+                                                  # its float32 matmul precisions
+
+
+def lloyd_available(device: torch.device, clusters: int, points: int) -> bool:
+    """Whether :func:`lloyd_step` runs for this device, number of clusters and points per video (its
+    points must also be bfloat16: ``kmeans.lloyd`` checks)."""
+    return _enabled(device) and clusters <= MAX_CLUSTERS and points < 1 << 24
+
+
+def lloyd_state(x: torch.Tensor, init: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The state :func:`lloyd_step` carries between iterations (but ``running``), for points ``x``
+    ``[B, N, D]`` and initial centroids ``init`` ``[B, K, D]`` float32: centroids, labels ``[B, N]`` int64, partial cluster sums
+    ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]`` int32, farthest point ``[B, 2]``
+    (distance, index), inertia ``[B]`` float32, active ``[B]`` bool, iterations ``[B]`` int64."""
+    b, n, _ = x.shape
+    k, d = init.shape[1:]
+    dev = x.device
+    sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
+    programs = min(triton.cdiv(n, BLOCK_N), triton.cdiv(PROGRAMS_PER_SM * sms, b))
+    return (init.clone(), torch.zeros(b, n, dtype=torch.long, device=dev),
+            torch.empty(b, programs, k, d, device=dev),
+            torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
+            torch.zeros(b, device=dev), torch.ones(b, dtype=torch.bool, device=dev),
+            torch.zeros(b, dtype=torch.long, device=dev))
+
+
+def _padded(k: int) -> int:
+    return max(16, triton.next_power_of_2(k))  # tl.dot's smallest side
+
+
+def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
+               running, *, cosine: bool, tol: float, first: bool):
+    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`; ``first``:
+    the initial assignment to the given centroids (no update, no iteration counted).
+
+    x: ``[B, N, D]`` bfloat16 or float32 points; scale, sq_norms: ``[B, N]`` float32 (see
+    ``kmeans.Features``); mask: ``[B, N]`` bool; live: ``[B, K]`` bool; running: ``[]`` bool, set to
+    whether any video is still active. Four launches: the reduce and the update (a program per block of
+    columns of each centroid: the mean of its partial sums, normalised for cosine, or the farthest point
+    for the first empty cluster; its bfloat16 pieces), the pass (assignment and partial sums) and the
+    finish (one program per video: counts, inertia, farthest point, convergence). Returns the state."""
+    b, n, d = x.shape
+    k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
+    pieces_n = PIECES[torch.get_float32_matmul_precision()]
+    pieces = torch.empty(b, pieces_n, k, d, dtype=torch.bfloat16, device=x.device)
+    bias = torch.empty(b, k, device=x.device)
+    part_counts = torch.empty(b, programs, kp, dtype=torch.int32, device=x.device)
+    part_stats = torch.empty(b, programs, 4, device=x.device)
+    chunks = triton.cdiv(d, BLOCK_D)
+    sumsq = torch.empty(b, k, chunks, device=x.device)
+    _reduce_kernel[(b, k, chunks)](x, scale, slots, counts, far, centroids, sumsq, live, active, n, programs, k,
+                                   D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=BLOCK_D, FIRST=first)
+    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, k, chunks, D=d, KP=kp,
+                                   BLOCK_D=BLOCK_D, BLOCK_C=triton.next_power_of_2(chunks), PIECES=pieces_n,
+                                   COSINE=cosine, FIRST=first)
+    _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts,
+                                part_stats, n, k, D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n,
+                                WP=pieces_n if cosine else 1, num_warps=NUM_WARPS)
+    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, programs, tol,
+                         KP=kp, BLOCK=triton.next_power_of_2(programs), FIRST=first)
+    running.copy_(active.any())
+    return centroids, labels, slots, counts, far, inertia, active, iterations, running
+
+
+if triton is not None:
+
+    @triton.jit
+    def _split(a, PARTS: tl.constexpr):
+        """``a`` as up to three bfloat16 pieces whose sum is ``a`` (to 24 bits for three; unused pieces repeat
+        the first)."""
+        a1 = a.to(tl.bfloat16)
+        a2 = a1
+        a3 = a1
+        if PARTS > 1:
+            r = a.to(tl.float32) - a1.to(tl.float32)
+            a2 = r.to(tl.bfloat16)
+            if PARTS > 2:
+                a3 = (r - a2.to(tl.float32)).to(tl.bfloat16)
+        return a1, a2, a3
+
+    @triton.jit
+    def _dot_pieces(a1, a2, a3, b1, b2, b3, acc, PIECES: tl.constexpr, AP: tl.constexpr, BP: tl.constexpr):
+        """``acc + a @ b`` from the operands' bfloat16 pieces (``AP`` and ``BP`` of them), on tensor cores:
+        the products of pieces whose orders add up to less than ``PIECES`` (with bfloat16 points on one side,
+        one product per piece of the other)."""
+        acc = tl.dot(a1, b1, acc)
+        if PIECES > 1:
+            if BP > 1:
+                acc = tl.dot(a1, b2, acc)
+            if AP > 1:
+                acc = tl.dot(a2, b1, acc)
+        if PIECES > 2:
+            if BP > 2:
+                acc = tl.dot(a1, b3, acc)
+            if AP > 1 and BP > 1:
+                acc = tl.dot(a2, b2, acc)
+            if AP > 2:
+                acc = tl.dot(a3, b1, acc)
+        return acc
+
+    @triton.jit
+    def _centroid_case(counts, far, live, v, k, K, KP: tl.constexpr):
+        """For centroid k of video v after a pass: (re-seed it at the farthest point: it is the video's first
+        empty cluster in use and that point is off its centroid; take the mean: it has members; its count)."""
+        ks = tl.arange(0, KP)
+        cnts = tl.load(counts + v * KP + ks, mask=ks < K, other=1)
+        lv = tl.load(live + v * K + ks, mask=ks < K, other=0) != 0
+        cnt = tl.sum(tl.where(ks == k, cnts, 0), 0)
+        reseed = (tl.min(tl.where((cnts == 0) & lv, ks, KP), 0) == k) & (tl.load(far + 2 * v) > 0)
+        return reseed, (cnt > 0) & ~reseed, cnt
+
+    @triton.jit
+    def _reduce_kernel(x, scale, slots, counts, far, centroids, sumsq, live, active, N, P, K,
+                       D: tl.constexpr, KP: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
+                       FIRST: tl.constexpr):
+        """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v, before normalisation: the
+        mean of its partial sums, the farthest point, or unchanged (always on the ``FIRST`` pass); and their
+        squared norm into ``sumsq[v, k, j]``."""
+        v = tl.program_id(0).to(tl.int64)
+        k = tl.program_id(1)
+        j = tl.program_id(2)
+        if tl.load(active + v):
+            cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
+            inside = cols < D
+            row = centroids + (v * K + k) * D + cols
+            c = tl.load(row, mask=inside, other=0.0)
+            if not FIRST:
+                reseed, mean, cnt = _centroid_case(counts, far, live, v, k, K, KP)
+                acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+                for p0 in range(0, P, BLOCK_P):
+                    ps = p0 + tl.arange(0, BLOCK_P)
+                    part = tl.load(slots + ((v * P + ps[:, None]) * K + k) * D + cols[None, :],
+                                   mask=(ps < P)[:, None] & inside[None, :], other=0.0)
+                    acc += tl.sum(part, 0)
+                far_i = tl.load(far + 2 * v + 1).to(tl.int64)
+                far_row = tl.load(x + (v * N + far_i) * D + cols, mask=inside, other=0.0).to(tl.float32)
+                c = tl.where(reseed, far_row * tl.load(scale + v * N + far_i),
+                             tl.where(mean, acc / tl.maximum(cnt, 1).to(tl.float32), c))
+                tl.store(row, c, mask=inside)
+            tl.store(sumsq + (v * K + k) * tl.num_programs(2) + j, tl.sum(c * c, 0))
+
+    @triton.jit
+    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, K, CHUNKS,
+                       D: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
+                       PIECES: tl.constexpr, COSINE: tl.constexpr, FIRST: tl.constexpr):
+        """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v normalised (cosine, means
+        only, as ``F.normalize``) and split into bfloat16 pieces; program j = 0 also writes the bias
+        ``|c|^2 / 2`` (infinite for a cluster not in use)."""
+        v = tl.program_id(0).to(tl.int64)
+        k = tl.program_id(1)
+        j = tl.program_id(2)
+        if tl.load(active + v):
+            js = tl.arange(0, BLOCK_C)
+            norm_sq = tl.sum(tl.load(sumsq + (v * K + k) * CHUNKS + js, mask=js < CHUNKS, other=0.0), 0)
+            div = 1.0
+            if COSINE and not FIRST:
+                mean = _centroid_case(counts, far, live, v, k, K, KP)[1]
+                div = tl.where(mean, tl.maximum(tl.sqrt(norm_sq), 1e-12), 1.0)
+            cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
+            inside = cols < D
+            row = centroids + (v * K + k) * D + cols
+            c = tl.load(row, mask=inside, other=0.0) / div
+            if COSINE and not FIRST:
+                tl.store(row, c, mask=inside)
+            c1, c2, c3 = _split(c, PIECES)
+            out = pieces + ((v * PIECES) * K + k) * D + cols
+            tl.store(out, c1, mask=inside)
+            if PIECES > 1:
+                tl.store(out + K * D, c2, mask=inside)
+            if PIECES > 2:
+                tl.store(out + 2 * K * D, c3, mask=inside)
+            in_use = tl.load(live + v * K + k) != 0
+            tl.store(bias + v * K + k, tl.where(in_use, 0.5 * norm_sq / (div * div), float("inf")), mask=j == 0)
+
+    @triton.jit
+    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts, part_stats, N, K,
+                     D: tl.constexpr, KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                     PIECES: tl.constexpr, WP: tl.constexpr):
+        """Program (p, v): tiles ``p, p + P, ...`` of video v; their labels, and their cluster sums added into
+        slot (v, p). Each tile is read for its scores, then again (from the cache) for its sums."""
+        p = tl.program_id(0)
+        v = tl.program_id(1).to(tl.int64)
+        P = tl.num_programs(0)
+        n_end = tl.where(tl.load(active + v), N, 0)
+        ks = tl.arange(0, KP)
+        real = ks < K
+        half_sq = tl.load(bias + v * K + ks, mask=real, other=float("inf"))
+        xv, cv = x + v * N * D, pieces + v * PIECES * K * D
+        slot = slots + (v * P + p) * K * D
+        members = tl.zeros([KP], dtype=tl.int32)
+        changed = 0
+        inertia = 0.0
+        far_d = -1.0
+        far_i = 0
+        for t0 in range(p * BLOCK_N, n_end, P * BLOCK_N):
+            rows = t0 + tl.arange(0, BLOCK_N)
+            inside = rows < N
+            dots = tl.zeros([BLOCK_N, KP], dtype=tl.float32)
+            for d0 in range(0, D, BLOCK_D):
+                cols = d0 + tl.arange(0, BLOCK_D)
+                tile = tl.load(xv + rows[:, None] * D + cols[None, :],
+                               mask=inside[:, None] & (cols < D)[None, :], other=0.0)
+                c_ptr = cv + ks[None, :] * D + cols[:, None]  # [BLOCK_D, KP]: the centroids' pieces, transposed
+                c_in = real[None, :] & (cols < D)[:, None]
+                c1 = tl.load(c_ptr, mask=c_in, other=0.0)
+                c2 = c1
+                c3 = c1
+                if PIECES > 1:
+                    c2 = tl.load(c_ptr + K * D, mask=c_in, other=0.0)
+                if PIECES > 2:
+                    c3 = tl.load(c_ptr + 2 * K * D, mask=c_in, other=0.0)
+                dots = _dot_pieces(tile, tile, tile, c1, c2, c3, dots, PIECES, 1, PIECES)
+            s = tl.load(scale + v * N + rows, mask=inside, other=0.0)
+            valid = tl.load(mask + v * N + rows, mask=inside, other=0) != 0
+            scores = dots * s[:, None] - half_sq[None, :]  # x.c - |c|^2 / 2
+            best = tl.max(scores, 1)
+            label = tl.argmax(scores, 1)
+            old = tl.load(labels + v * N + rows, mask=inside, other=0)
+            changed += tl.sum(((label.to(tl.int64) != old) & inside).to(tl.int32), 0)
+            tl.store(labels + v * N + rows, label.to(tl.int64), mask=inside)
+            sq = tl.load(sq_norms + v * N + rows, mask=inside, other=0.0)
+            dist = tl.where(valid, tl.maximum(sq - 2.0 * best, 0.0), 0.0)
+            inertia += tl.sum(dist, 0)
+            tile_far = tl.max(dist, 0)
+            further = tile_far > far_d
+            far_i = tl.where(further, t0 + tl.argmax(dist, 0), far_i)
+            far_d = tl.where(further, tile_far, far_d)
+            member = (label[:, None] == ks[None, :]) & valid[:, None]  # [BLOCK_N, KP]
+            members += tl.sum(member.to(tl.int32), 0)
+            w1, w2, w3 = _split(tl.trans(tl.where(member, s[:, None], 0.0)), WP)  # [KP, BLOCK_N]
+            for d0 in range(0, D, BLOCK_D):
+                cols = d0 + tl.arange(0, BLOCK_D)
+                tile = tl.load(xv + rows[:, None] * D + cols[None, :],
+                               mask=inside[:, None] & (cols < D)[None, :], other=0.0)
+                part = _dot_pieces(w1, w2, w3, tile, tile, tile, tl.zeros([KP, BLOCK_D], dtype=tl.float32),
+                                   PIECES, WP, 1)
+                out = slot + ks[:, None] * D + cols[None, :]
+                keep = real[:, None] & (cols < D)[None, :]
+                part += tl.load(out, mask=keep & (t0 > p * BLOCK_N), other=0.0)  # the slot's first tile: store
+                tl.store(out, part, mask=keep)
+        tl.store(part_counts + (v * P + p) * KP + ks, members)
+        stats = part_stats + (v * P + p) * 4
+        tl.store(stats, changed.to(tl.float32))
+        tl.store(stats + 1, inertia)
+        tl.store(stats + 2, far_d)
+        tl.store(stats + 3, far_i.to(tl.float32))
+
+    @triton.jit
+    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, P, tol,
+                       KP: tl.constexpr, BLOCK: tl.constexpr, FIRST: tl.constexpr):
+        """Program v: video v's counts, farthest point and inertia from its programs' partials; after an
+        iteration, its convergence (no label changed, or inertia fell by at most ``tol`` of itself)."""
+        v = tl.program_id(0).to(tl.int64)
+        if tl.load(active + v):
+            ps = tl.arange(0, BLOCK)
+            used = ps < P
+            stats = part_stats + (v * P + ps) * 4
+            changed = tl.sum(tl.load(stats, mask=used, other=0.0), 0)
+            new = tl.sum(tl.load(stats + 1, mask=used, other=0.0), 0)
+            far_d = tl.load(stats + 2, mask=used, other=-1.0)
+            top = tl.max(far_d, 0)
+            tl.store(far + 2 * v, top)
+            tl.store(far + 2 * v + 1, tl.min(tl.where(far_d == top, tl.load(stats + 3, mask=used, other=0.0),
+                                                      float("inf")), 0))
+            ks = tl.arange(0, KP)
+            parts = tl.load(part_counts + (v * P + ps[:, None]) * KP + ks[None, :], mask=used[:, None], other=0)
+            tl.store(counts + v * KP + ks, tl.sum(parts, 0))
+            if not FIRST:
+                old = tl.load(inertia + v)
+                tl.store(active + v, (changed > 0) & (old - new > tol * old))
+                tl.store(iterations + v, tl.load(iterations + v) + 1)
+            tl.store(inertia + v, new)

@@ -12,6 +12,7 @@ L2-normalised features with normalised centroids, whose inertia is ``sum(2 - 2 c
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ import torch.nn.functional as F
 from . import cudagraphs
 
 METRICS = ("cosine", "l2")
-_CHUNK = 1  # Lloyd iterations per CUDA graph replay (benchmarks/kmeans_variants.py)
 CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
@@ -48,7 +48,7 @@ class KMeansResult:
 class Features:
     """Points prepared for clustering, without copying them.
 
-    x: ``[B, N, D]`` float32 points as given. scale: ``[B, N]`` factor that maps a row into the clustering
+    x: ``[B, N, D]`` points as given (float32, or bfloat16 for the Triton pass). scale: ``[B, N]`` factor that maps a row into the clustering
     space (``1/|x|`` for ``"cosine"``, 1 for ``"l2"``; 0 for masked-out points). sq_norms: ``[B, N]``
     squared norms in that space. mask: ``[B, N]`` bool valid points.
     """
@@ -69,11 +69,15 @@ class Features:
 
 def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None) -> Features:
     """Prepare ``x`` ``[B, N, D]`` for clustering with ``metric``; ``mask`` ``[B, N]`` bool (default all).
-    On CUDA with graphs the float32 points are staged (one copy shared by the seeding and Lloyd graphs)."""
-    x = cudagraphs.stage(x.float()) if cudagraphs.enabled(x.device) else x.float()
+    The points are kept as float32, or as bfloat16 where the Triton Lloyd pass reads them (CUDA). On CUDA
+    with graphs they are staged (one copy shared by the seeding and Lloyd graphs)."""
+    keep = x.dtype == torch.bfloat16 and _triton_lloyd(x.device, 1, x.shape[1])
+    x = x if keep else x.float()
+    x = cudagraphs.stage(x) if cudagraphs.enabled(x.device) else x
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    sq = torch.einsum("bnd,bnd->bn", x, x)
+    xf = x.float()
+    sq = torch.einsum("bnd,bnd->bn", xf, xf)
     if metric == "cosine":
         scale = sq.sqrt().clamp_min(1e-12).reciprocal()
         sq = (sq > 0).float()
@@ -204,6 +208,11 @@ def _kernels():
     return kernels
 
 
+def _triton_lloyd(device: torch.device, clusters: int, points: int) -> bool:
+    """Whether Lloyd's iterations run as the Triton kernels (CUDA and Triton, within their limits)."""
+    return device.type == "cuda" and _kernels().lloyd_available(device, clusters, points)
+
+
 def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
     """The greedy k-means++ steps: indices ``[B, k]`` into ``pts`` ``[B, S, D]`` (squared norms ``pts_sq``,
     ``weight`` 1 for real points), from ``draws`` ``[k, trials]`` uniform numbers. No host syncs."""
@@ -259,45 +268,77 @@ def lloyd(
 ) -> KMeansResult:
     """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
 
-    num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``).
+    num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). On CUDA with
+    Triton an iteration is three kernels (``kernels.lloyd_step``: one read of the points); elsewhere
+    PyTorch operations (:func:`_lloyd_step`). Both are replayed as a CUDA graph on CUDA.
     """
-    b, dev = feats.x.shape[0], feats.x.device
+    (b, n, _), dev = feats.x.shape, feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
-    labels, dist = _assign(feats, init, live)
-    state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
-             torch.zeros(b, dtype=torch.long, device=dev))
-    graphs = cudagraphs.enabled(dev)
-    chunk = _CHUNK if graphs else 1  # iterations between host checks of convergence
-    done = 0
-    while done < max_iters:
-        steps = min(chunk, max_iters - done)
-        args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live, *state)
-        consts = dict(metric=metric, tol=tol, steps=steps)
-        state = cudagraphs.run(_lloyd_steps, *args, carry=True, **consts)
-        done += steps
-        if not bool(state[4].any()):
+    args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
+    running = torch.ones((), dtype=torch.bool, device=dev)  # any video still active
+    if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
+        step, consts = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol, first=False)
+        state = cudagraphs.run(step, *args, *_kernels().lloyd_state(feats.x, init), running, carry=True,
+                               **{**consts, "first": True})
+    else:
+        if feats.x.dtype != torch.float32:
+            feats = dataclasses.replace(feats, x=feats.x.float())
+            args = (feats.x, *args[1:])
+        step, consts = _lloyd_step, dict(metric=metric, tol=tol)
+        labels, dist = _assign(feats, init, live)
+        state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
+                 torch.zeros(b, dtype=torch.long, device=dev), running)
+    watch = _Watch(dev)
+    for _ in range(max_iters):
+        state = cudagraphs.run(step, *args, *state, carry=True, **consts)
+        if watch.stopped(state[-1]):
             break
-    centroids, labels, _, inertia, _, iterations = (s.clone() for s in state) if graphs else state
+    graphs = cudagraphs.enabled(dev)
+    centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in (0, 1, -4, -2))
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
 
-def _lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, dist, inertia, active, iterations, *,
-                 metric, tol, steps):
-    """``steps`` Lloyd iterations without host syncs; a video that has converged (``active`` False) stays
-    as it is, so running past convergence changes nothing."""
+class _Watch:
+    """Reads the iterations' ``running`` flag (a 0-d bool on the device). On CUDA each iteration's flag is
+    copied to pinned host memory behind it and read one iteration late, so the host queues the next
+    iteration (a no-op for converged videos) before it waits; elsewhere it is read at once."""
+
+    def __init__(self, device: torch.device):
+        self.lag = int(device.type == "cuda")
+        self.host = torch.zeros(self.lag + 1, dtype=torch.bool, pin_memory=bool(self.lag))
+        self.ready = [torch.cuda.Event() for _ in range(2 * self.lag)]
+        self.seen = 0
+
+    def stopped(self, running: torch.Tensor) -> bool:
+        """Record the flag of the iteration just queued; whether the lagged one says every video converged."""
+        i, slots = self.seen, self.lag + 1
+        self.seen += 1
+        self.host[i % slots].copy_(running, non_blocking=bool(self.lag))
+        if self.lag:
+            self.ready[i % slots].record()
+        if i < self.lag:
+            return False
+        if self.lag:
+            self.ready[(i - self.lag) % slots].synchronize()
+        return not bool(self.host[(i - self.lag) % slots])
+
+
+def _lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, dist, inertia, active, iterations, running, *,
+                metric, tol):
+    """One Lloyd iteration without host syncs; a video that has converged (``active`` False) stays as it is,
+    so running past convergence changes nothing."""
     feats = Features(x, scale, sq_norms, mask)
-    for _ in range(steps):
-        new_c = _update(feats, labels, dist, centroids, live, metric)
-        new_labels, new_dist = _assign(feats, new_c, live)
-        new_inertia = new_dist.sum(1)
-        done = (new_labels == labels).all(1) | (inertia - new_inertia <= tol * inertia)
-        a = active.unsqueeze(1)  # a converged video stays as it is, whatever the rest of the batch does
-        centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
-        labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
-        inertia = torch.where(active, new_inertia, inertia)
-        iterations = iterations + active.long()
-        active = active & ~done
-    return centroids, labels, dist, inertia, active, iterations
+    new_c = _update(feats, labels, dist, centroids, live, metric)
+    new_labels, new_dist = _assign(feats, new_c, live)
+    new_inertia = new_dist.sum(1)
+    done = (new_labels == labels).all(1) | (inertia - new_inertia <= tol * inertia)
+    a = active.unsqueeze(1)  # a converged video stays as it is, whatever the rest of the batch does
+    centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
+    labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
+    inertia = torch.where(active, new_inertia, inertia)
+    iterations = iterations + active.long()
+    active = active & ~done
+    return centroids, labels, dist, inertia, active, iterations, active.any()
 
 
 def kmeans(

@@ -1,0 +1,155 @@
+"""The k-means loop against its memory floor: time per Lloyd iteration through the Triton kernels
+(``kernels.lloyd_step``: one read of the points per iteration) and through PyTorch operations, in one process.
+
+    python benchmarks/bench_lloyd.py [--repeats 10] [--sweep]
+
+Cases: one 64 x 196 x 3584 video of Gaussian bf16 tokens at K = 8 and 32 (LLaVA-OneVision-7B's pooled tokens,
+as the reducer gets them), one at the 0.5B's width of 896, and a batch of 16 planted 64 x 196 x 1152 videos at
+K = 32 (the hashing benchmark's batch) in bf16 and in float32 (float32 points take the PyTorch path either way). An iteration is the Lloyd loop's time over its passes (the first assignment and one per iteration,
+as the loop runs them, host checks of convergence included). Floor: one read of the tokens in their own
+dtype at the copy bandwidth measured here. ``--sweep`` times the kernels' tile sizes, programs per SM and warps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import torch
+from triton.runtime.errors import OutOfResources
+
+from tokendynamics import cudagraphs, kernels, kmeans
+from tokendynamics.bench import copy_bandwidth, machine, median_time, write_results
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_hashing import token_video  # noqa: E402
+
+CASES = [dict(name="7b", batch=1, dim=3584, k=8, data="gaussian", dtype="bfloat16"),
+         dict(name="7b K=32", batch=1, dim=3584, k=32, data="gaussian", dtype="bfloat16"),
+         dict(name="0.5b", batch=1, dim=896, k=8, data="gaussian", dtype="bfloat16"),
+         dict(name="batch", batch=16, dim=1152, k=32, data="planted", dtype="bfloat16"),
+         dict(name="batch f32", batch=16, dim=1152, k=32, data="planted", dtype="float32")]
+SWEEP = dict(BLOCK_N=(32, 64, 128), BLOCK_D=(64, 128), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8))
+
+
+def tokens(case, device) -> torch.Tensor:
+    """``[B, 64 * 196, D]`` tokens of the case."""
+    videos = [token_video(case["data"], 64, case["dim"], seed=s).reshape(-1, case["dim"]) for s in range(case["batch"])]
+    return torch.stack(videos).to(device, getattr(torch, case["dtype"]))
+
+
+def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, float]:
+    """(seconds per pass of the Lloyd loop, iterations, mean inertia, marginal seconds per iteration) for
+    ``x``, from the same seeds. The marginal cost is the slope between loops capped at 1 and 4 iterations
+    (every case takes at least 5), without the loop's fixed cost per call."""
+    os.environ["TOKENDYNAMICS_TRITON"] = "1" if triton else "0"
+    cudagraphs.clear()
+    feats = kmeans.prepare(x, "cosine")
+    init = kmeans.kmeans_plusplus(feats, k)
+    ks = torch.full((x.shape[0],), k, device=x.device)
+    times = {}
+    for cap in (1, 4, 100):
+        times[cap], res = median_time(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=cap,
+                                                           tol=1e-4), x.device, repeats)
+    iters = int(res.iterations.max())
+    return times[100] / (iters + 1), iters, float(res.inertia.mean()), (times[4] - times[1]) / 3
+
+
+def sweep(xs, repeats) -> list[dict]:
+    """Every combination of :data:`SWEEP` on every bf16 case; the defaults are restored afterwards."""
+    default = {name: getattr(kernels, name) for name in SWEEP}
+    rows = []
+    for values in itertools.product(*SWEEP.values()):
+        config = dict(zip(SWEEP, values))
+        for name, value in config.items():
+            setattr(kernels, name, value)
+        row = dict(config)
+        for case, x in zip(CASES, xs):
+            if x.dtype == torch.bfloat16:
+                try:
+                    row[case["name"]] = per_iteration(x, case["k"], True, repeats)[3] * 1e3
+                except OutOfResources:  # the tiles need more shared memory than the GPU has
+                    row[case["name"]] = float("nan")
+        print(row, flush=True)
+        rows.append(row)
+    for name, value in default.items():
+        setattr(kernels, name, value)
+    return rows
+
+
+def profile(x, k):
+    """Print the host calls and kernels of the Triton Lloyd loop on ``x``, as it runs (graphs on)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    os.environ.update(TOKENDYNAMICS_TRITON="1")
+    feats = kmeans.prepare(x, "cosine")
+    init = kmeans.kmeans_plusplus(feats, k)
+    ks = torch.full((x.shape[0],), k, device=x.device)
+    kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4)
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--sweep", action="store_true")
+    p.add_argument("--profile", action="store_true", help="print the Triton loop's kernels per case, eagerly")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    a = p.parse_args()
+    dev = torch.device("cuda")
+    if not kernels.lloyd_available(dev, 32, 12544):
+        raise SystemExit("needs CUDA and Triton")
+    bw = copy_bandwidth(dev)  # bytes moved per second
+    xs = [tokens(case, dev) for case in CASES]
+    rows = []
+    for case, x in zip(CASES, xs):
+        (t_tri, it_tri, in_tri, m_tri), (t_torch, it_torch, in_torch, m_torch) = (
+            per_iteration(x, case["k"], t, a.repeats) for t in (True, False))
+        floor = x.numel() * x.element_size() / bw
+        rows.append(dict(case, triton_ms=t_tri * 1e3, pytorch_ms=t_torch * 1e3, iterations=[it_tri, it_torch],
+                         inertia=[in_tri, in_torch], speedup=t_torch / t_tri, floor_ms=floor * 1e3,
+                         marginal_ms=[m_tri * 1e3, m_torch * 1e3], marginal_vs_floor=m_tri / floor,
+                         triton_vs_floor=t_tri / floor, pytorch_vs_floor=t_torch / floor))
+    result = dict(machine=machine(dev), torch=torch.__version__, copy_GBps=bw / 1e9, rows=rows,
+                  kernels={name: getattr(kernels, name) for name in SWEEP})
+    if a.sweep:
+        result["sweep"] = sweep(xs, a.repeats)
+    if a.profile:
+        for case, x in zip(CASES[:1], xs):
+            profile(x, case["k"])
+    os.environ.pop("TOKENDYNAMICS_TRITON")
+    write_results(a.out, "lloyd-cuda", result, to_markdown(result))
+
+
+def to_markdown(result) -> str:
+    lines = [f"{result['machine']}, torch {result['torch']}; copy bandwidth (read + write) "
+             f"{result['copy_GBps']:.0f} GB/s; kernels {result['kernels']}.", "",
+             "| case | B x N x D, dtype | K | iterations (Triton, PyTorch) | Triton (ms/iter) | PyTorch (ms/iter) | "
+             "speed-up | floor (ms) | Triton / floor | PyTorch / floor | marginal ms/iter (Triton, PyTorch) | "
+             "Triton marginal / floor | mean inertia (Triton, PyTorch) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {r['batch']} x 12544 x {r['dim']}, {r['dtype']} | {r['k']} | "
+                     f"{r['iterations'][0]}, {r['iterations'][1]} | {r['triton_ms']:.3f} | {r['pytorch_ms']:.3f} | "
+                     f"{r['speedup']:.2f}x | {r['floor_ms']:.3f} | {r['triton_vs_floor']:.2f}x | "
+                     f"{r['pytorch_vs_floor']:.2f}x | {r['marginal_ms'][0]:.3f}, {r['marginal_ms'][1]:.3f} | "
+                     f"{r['marginal_vs_floor']:.2f}x | {r['inertia'][0]:.6g}, {r['inertia'][1]:.6g} |")
+    if "sweep" in result:
+        names = [c["name"] for c in CASES if c["dtype"] == "bfloat16"]
+        lines += ["", "Sweep (Triton, marginal ms per iteration):", "",
+                  "| " + " | ".join([*SWEEP, *names]) + " |", "|" + "---|" * (len(SWEEP) + len(names))]
+        for row in result["sweep"]:
+            lines.append("| " + " | ".join(str(row[n]) for n in SWEEP) + " | " +
+                         " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
