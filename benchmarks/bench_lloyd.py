@@ -32,7 +32,8 @@ CASES = [dict(name="7b", batch=1, dim=3584, k=8, data="gaussian", dtype="bfloat1
          dict(name="0.5b", batch=1, dim=896, k=8, data="gaussian", dtype="bfloat16"),
          dict(name="batch", batch=16, dim=1152, k=32, data="planted", dtype="bfloat16"),
          dict(name="batch f32", batch=16, dim=1152, k=32, data="planted", dtype="float32")]
-SWEEP = dict(BLOCK_N=(32, 64, 128), BLOCK_D=(64, 128), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8))
+SWEEP = dict(BLOCK_N=(64, 128), BLOCK_D=(64, 128), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8),
+             REREAD_BACKWARD=(False, True))
 
 
 def tokens(case, device) -> torch.Tensor:
@@ -42,20 +43,25 @@ def tokens(case, device) -> torch.Tensor:
 
 
 def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, float]:
-    """(seconds per pass of the Lloyd loop, iterations, mean inertia, marginal seconds per iteration) for
-    ``x``, from the same seeds. The marginal cost is the slope between loops capped at 1 and 4 iterations
-    (every case takes at least 5), without the loop's fixed cost per call."""
+    """(seconds per pass of the Lloyd loop, iterations, mean inertia, seconds per iteration of a long loop)
+    for ``x``, from the same seeds. The first runs the loop as hashing does (``tol=1e-4``), fixed costs of a
+    call included; the last is the slope between loops of 5 and 25 iterations run to ``tol=0`` (steady
+    state, without the fixed costs)."""
     os.environ["TOKENDYNAMICS_TRITON"] = "1" if triton else "0"
     cudagraphs.clear()
     feats = kmeans.prepare(x, "cosine")
     init = kmeans.kmeans_plusplus(feats, k)
     ks = torch.full((x.shape[0],), k, device=x.device)
-    times = {}
-    for cap in (1, 4, 100):
-        times[cap], res = median_time(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=cap,
-                                                           tol=1e-4), x.device, repeats)
-    iters = int(res.iterations.max())
-    return times[100] / (iters + 1), iters, float(res.inertia.mean()), (times[4] - times[1]) / 3
+
+    def run(cap, tol):
+        return median_time(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=cap, tol=tol),
+                           x.device, repeats)
+
+    seconds, res = run(100, 1e-4)
+    (short, res_short), (long, res_long) = run(5, 0.0), run(25, 0.0)
+    extra = int(res_long.iterations.max() - res_short.iterations.max())
+    return (seconds / (int(res.iterations.max()) + 1), int(res.iterations.max()), float(res.inertia.mean()),
+            (long - short) / max(extra, 1))
 
 
 def sweep(xs, repeats) -> list[dict]:
@@ -115,7 +121,7 @@ def main():
         floor = x.numel() * x.element_size() / bw
         rows.append(dict(case, triton_ms=t_tri * 1e3, pytorch_ms=t_torch * 1e3, iterations=[it_tri, it_torch],
                          inertia=[in_tri, in_torch], speedup=t_torch / t_tri, floor_ms=floor * 1e3,
-                         marginal_ms=[m_tri * 1e3, m_torch * 1e3], marginal_vs_floor=m_tri / floor,
+                         steady_ms=[m_tri * 1e3, m_torch * 1e3], steady_vs_floor=m_tri / floor,
                          triton_vs_floor=t_tri / floor, pytorch_vs_floor=t_torch / floor))
     result = dict(machine=machine(dev), torch=torch.__version__, copy_GBps=bw / 1e9, rows=rows,
                   kernels={name: getattr(kernels, name) for name in SWEEP})
@@ -132,18 +138,18 @@ def to_markdown(result) -> str:
     lines = [f"{result['machine']}, torch {result['torch']}; copy bandwidth (read + write) "
              f"{result['copy_GBps']:.0f} GB/s; kernels {result['kernels']}.", "",
              "| case | B x N x D, dtype | K | iterations (Triton, PyTorch) | Triton (ms/iter) | PyTorch (ms/iter) | "
-             "speed-up | floor (ms) | Triton / floor | PyTorch / floor | marginal ms/iter (Triton, PyTorch) | "
-             "Triton marginal / floor | mean inertia (Triton, PyTorch) |",
+             "speed-up | floor (ms) | Triton / floor | PyTorch / floor | steady ms/iter (Triton, PyTorch) | "
+             "Triton steady / floor | mean inertia (Triton, PyTorch) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['name']} | {r['batch']} x 12544 x {r['dim']}, {r['dtype']} | {r['k']} | "
                      f"{r['iterations'][0]}, {r['iterations'][1]} | {r['triton_ms']:.3f} | {r['pytorch_ms']:.3f} | "
                      f"{r['speedup']:.2f}x | {r['floor_ms']:.3f} | {r['triton_vs_floor']:.2f}x | "
-                     f"{r['pytorch_vs_floor']:.2f}x | {r['marginal_ms'][0]:.3f}, {r['marginal_ms'][1]:.3f} | "
-                     f"{r['marginal_vs_floor']:.2f}x | {r['inertia'][0]:.6g}, {r['inertia'][1]:.6g} |")
+                     f"{r['pytorch_vs_floor']:.2f}x | {r['steady_ms'][0]:.3f}, {r['steady_ms'][1]:.3f} | "
+                     f"{r['steady_vs_floor']:.2f}x | {r['inertia'][0]:.6g}, {r['inertia'][1]:.6g} |")
     if "sweep" in result:
         names = [c["name"] for c in CASES if c["dtype"] == "bfloat16"]
-        lines += ["", "Sweep (Triton, marginal ms per iteration):", "",
+        lines += ["", "Sweep (Triton, steady-state ms per iteration):", "",
                   "| " + " | ".join([*SWEEP, *names]) + " |", "|" + "---|" * (len(SWEEP) + len(names))]
         for row in result["sweep"]:
             lines.append("| " + " | ".join(str(row[n]) for n in SWEEP) + " | " +

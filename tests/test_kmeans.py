@@ -95,12 +95,13 @@ def test_same_seed_same_result_other_seed_runs():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bfloat16: the Triton loop, its kept state
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_cuda_graphs_give_the_eager_result(monkeypatch, metric):
+def test_cuda_graphs_give_the_eager_result(monkeypatch, metric, dtype):
     from tokendynamics import cudagraphs
 
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 500, 24, generator=g).cuda()
+    x = torch.randn(3, 500, 24, generator=g).to("cuda", dtype)
     graphed = [kmeans(x, 7, metric=metric, seed=s) for s in (0, 0, 1)]  # capture, replay, replay
     monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
     eager = [kmeans(x, 7, metric=metric, seed=s) for s in (0, 0, 1)]

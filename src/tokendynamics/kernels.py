@@ -109,6 +109,7 @@ MAX_CLUSTERS = 256  # centroids whose scores one program holds in registers
 BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded at a time
 BLOCK_P = 32  # partial-sum slots reduced at a time
 PROGRAMS_PER_SM, NUM_WARPS = 1, 8  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
+REREAD_BACKWARD = True  # the pass re-reads a tile's columns last-read first, while they are still cached
 PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
                                                   # its float32 matmul precisions
 
@@ -119,21 +120,28 @@ def lloyd_available(device: torch.device, clusters: int, points: int) -> bool:
     return _enabled(device) and clusters <= MAX_CLUSTERS and points < 1 << 24
 
 
-def lloyd_state(x: torch.Tensor, init: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The state :func:`lloyd_step` carries between iterations (but ``running``), for points ``x``
-    ``[B, N, D]`` and initial centroids ``init`` ``[B, K, D]`` float32: centroids, labels ``[B, N]`` int64, partial cluster sums
-    ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]`` int32, farthest point ``[B, 2]``
-    (distance, index), inertia ``[B]`` float32, active ``[B]`` bool, iterations ``[B]`` int64."""
-    b, n, _ = x.shape
-    k, d = init.shape[1:]
+def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Buffers for the state :func:`lloyd_step` carries between iterations, for points ``x`` ``[B, N, D]``
+    and ``k`` clusters: centroids ``[B, K, D]`` float32 (to be filled with the initial centroids), labels
+    ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
+    int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
+    iterations ``[B]`` int64, and two ``[]`` bool flags: first (set it before a clustering) and running."""
+    b, n, d = x.shape
     dev = x.device
     sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
-    programs = min(triton.cdiv(n, BLOCK_N), triton.cdiv(PROGRAMS_PER_SM * sms, b))
-    return (init.clone(), torch.zeros(b, n, dtype=torch.long, device=dev),
+    target = triton.cdiv(PROGRAMS_PER_SM * sms, b)  # programs per video
+    programs = min(triton.cdiv(n, _rows(n, target)), target)
+    return (torch.empty(b, k, d, device=dev), torch.zeros(b, n, dtype=torch.long, device=dev),
             torch.empty(b, programs, k, d, device=dev),
             torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
             torch.zeros(b, device=dev), torch.ones(b, dtype=torch.bool, device=dev),
-            torch.zeros(b, dtype=torch.long, device=dev))
+            torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev),
+            torch.ones((), dtype=torch.bool, device=dev))
+
+
+def _rows(n: int, programs: int) -> int:
+    """Points per tile: ``BLOCK_N``, or fewer so that ``programs`` tiles cover the ``n`` points evenly."""
+    return min(BLOCK_N, triton.cdiv(n, programs))
 
 
 def _padded(k: int) -> int:
@@ -141,18 +149,21 @@ def _padded(k: int) -> int:
 
 
 def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
-               running, *, cosine: bool, tol: float, first: bool):
-    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`; ``first``:
-    the initial assignment to the given centroids (no update, no iteration counted).
+               first, running, *, cosine: bool, tol: float):
+    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`; while
+    ``first`` is set, the initial assignment to the given centroids instead (every video active, no update,
+    no iteration counted), after which ``first`` is cleared.
 
-    x: ``[B, N, D]`` bfloat16 or float32 points; scale, sq_norms: ``[B, N]`` float32 (see
-    ``kmeans.Features``); mask: ``[B, N]`` bool; live: ``[B, K]`` bool; running: ``[]`` bool, set to
-    whether any video is still active. Four launches: the reduce and the update (a program per block of
-    columns of each centroid: the mean of its partial sums, normalised for cosine, or the farthest point
-    for the first empty cluster; its bfloat16 pieces), the pass (assignment and partial sums) and the
-    finish (one program per video: counts, inertia, farthest point, convergence). Returns the state."""
+    x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
+    ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Four
+    launches: the reduce and the update (a program per block of columns of each centroid: the mean of its
+    partial sums, normalised for cosine, or the farthest point for the first empty cluster; its bfloat16
+    pieces), the pass (assignment and partial sums) and the finish (one program per video: counts,
+    inertia, farthest point, convergence). No host syncs. Returns the state."""
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
+    active.logical_or_(first)
+    iterations.masked_fill_(first, 0)
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
     pieces = torch.empty(b, pieces_n, k, d, dtype=torch.bfloat16, device=x.device)
     bias = torch.empty(b, k, device=x.device)
@@ -160,18 +171,20 @@ def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts,
     part_stats = torch.empty(b, programs, 4, device=x.device)
     chunks = triton.cdiv(d, BLOCK_D)
     sumsq = torch.empty(b, k, chunks, device=x.device)
-    _reduce_kernel[(b, k, chunks)](x, scale, slots, counts, far, centroids, sumsq, live, active, n, programs, k,
-                                   D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=BLOCK_D, FIRST=first)
-    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, k, chunks, D=d, KP=kp,
-                                   BLOCK_D=BLOCK_D, BLOCK_C=triton.next_power_of_2(chunks), PIECES=pieces_n,
-                                   COSINE=cosine, FIRST=first)
+    _reduce_kernel[(b, k, chunks)](x, scale, slots, counts, far, centroids, sumsq, live, active, first, n,
+                                   programs, k, D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=BLOCK_D)
+    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, first, k, chunks,
+                                   D=d, KP=kp, BLOCK_D=BLOCK_D, BLOCK_C=triton.next_power_of_2(chunks),
+                                   PIECES=pieces_n, COSINE=cosine)
     _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts,
-                                part_stats, n, k, D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n,
-                                WP=pieces_n if cosine else 1, num_warps=NUM_WARPS)
-    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, programs, tol,
-                         KP=kp, BLOCK=triton.next_power_of_2(programs), FIRST=first)
+                                part_stats, n, k, _rows(n, programs), D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+                                PIECES=pieces_n,
+                                WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS)
+    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, first, programs, tol,
+                         KP=kp, BLOCK=triton.next_power_of_2(programs))
     running.copy_(active.any())
-    return centroids, labels, slots, counts, far, inertia, active, iterations, running
+    first.fill_(False)
+    return centroids, labels, slots, counts, far, inertia, active, iterations, first, running
 
 
 if triton is not None:
@@ -222,11 +235,10 @@ if triton is not None:
         return reseed, (cnt > 0) & ~reseed, cnt
 
     @triton.jit
-    def _reduce_kernel(x, scale, slots, counts, far, centroids, sumsq, live, active, N, P, K,
-                       D: tl.constexpr, KP: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
-                       FIRST: tl.constexpr):
+    def _reduce_kernel(x, scale, slots, counts, far, centroids, sumsq, live, active, first, N, P, K,
+                       D: tl.constexpr, KP: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v, before normalisation: the
-        mean of its partial sums, the farthest point, or unchanged (always on the ``FIRST`` pass); and their
+        mean of its partial sums, the farthest point, or unchanged (always on the first pass); and their
         squared norm into ``sumsq[v, k, j]``."""
         v = tl.program_id(0).to(tl.int64)
         k = tl.program_id(1)
@@ -236,7 +248,7 @@ if triton is not None:
             inside = cols < D
             row = centroids + (v * K + k) * D + cols
             c = tl.load(row, mask=inside, other=0.0)
-            if not FIRST:
+            if tl.load(first) == 0:
                 reseed, mean, cnt = _centroid_case(counts, far, live, v, k, K, KP)
                 acc = tl.zeros([BLOCK_D], dtype=tl.float32)
                 for p0 in range(0, P, BLOCK_P):
@@ -252,9 +264,9 @@ if triton is not None:
             tl.store(sumsq + (v * K + k) * tl.num_programs(2) + j, tl.sum(c * c, 0))
 
     @triton.jit
-    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, K, CHUNKS,
+    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, first, K, CHUNKS,
                        D: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
-                       PIECES: tl.constexpr, COSINE: tl.constexpr, FIRST: tl.constexpr):
+                       PIECES: tl.constexpr, COSINE: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v normalised (cosine, means
         only, as ``F.normalize``) and split into bfloat16 pieces; program j = 0 also writes the bias
         ``|c|^2 / 2`` (infinite for a cluster not in use)."""
@@ -265,14 +277,14 @@ if triton is not None:
             js = tl.arange(0, BLOCK_C)
             norm_sq = tl.sum(tl.load(sumsq + (v * K + k) * CHUNKS + js, mask=js < CHUNKS, other=0.0), 0)
             div = 1.0
-            if COSINE and not FIRST:
-                mean = _centroid_case(counts, far, live, v, k, K, KP)[1]
+            if COSINE:
+                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & ~tl.load(first)
                 div = tl.where(mean, tl.maximum(tl.sqrt(norm_sq), 1e-12), 1.0)
             cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
             inside = cols < D
             row = centroids + (v * K + k) * D + cols
             c = tl.load(row, mask=inside, other=0.0) / div
-            if COSINE and not FIRST:
+            if COSINE:
                 tl.store(row, c, mask=inside)
             c1, c2, c3 = _split(c, PIECES)
             out = pieces + ((v * PIECES) * K + k) * D + cols
@@ -286,10 +298,10 @@ if triton is not None:
 
     @triton.jit
     def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts, part_stats, N, K,
-                     D: tl.constexpr, KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                     PIECES: tl.constexpr, WP: tl.constexpr):
-        """Program (p, v): tiles ``p, p + P, ...`` of video v; their labels, and their cluster sums added into
-        slot (v, p). Each tile is read for its scores, then again (from the cache) for its sums."""
+                     ROWS, D: tl.constexpr, KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                     PIECES: tl.constexpr, WP: tl.constexpr, BACKWARD: tl.constexpr):
+        """Program (p, v): tiles ``p, p + P, ...`` of ``ROWS <= BLOCK_N`` points of video v; their labels, and
+        their cluster sums added into slot (v, p). Each tile is read for its scores, then again for its sums."""
         p = tl.program_id(0)
         v = tl.program_id(1).to(tl.int64)
         P = tl.num_programs(0)
@@ -304,9 +316,9 @@ if triton is not None:
         inertia = 0.0
         far_d = -1.0
         far_i = 0
-        for t0 in range(p * BLOCK_N, n_end, P * BLOCK_N):
+        for t0 in range(p * ROWS, n_end, P * ROWS):
             rows = t0 + tl.arange(0, BLOCK_N)
-            inside = rows < N
+            inside = (tl.arange(0, BLOCK_N) < ROWS) & (rows < N)
             dots = tl.zeros([BLOCK_N, KP], dtype=tl.float32)
             for d0 in range(0, D, BLOCK_D):
                 cols = d0 + tl.arange(0, BLOCK_D)
@@ -340,7 +352,8 @@ if triton is not None:
             member = (label[:, None] == ks[None, :]) & valid[:, None]  # [BLOCK_N, KP]
             members += tl.sum(member.to(tl.int32), 0)
             w1, w2, w3 = _split(tl.trans(tl.where(member, s[:, None], 0.0)), WP)  # [KP, BLOCK_N]
-            for d0 in range(0, D, BLOCK_D):
+            for i in range(0, D, BLOCK_D):
+                d0 = (D - 1) // BLOCK_D * BLOCK_D - i if BACKWARD else i  # backward: the last read first
                 cols = d0 + tl.arange(0, BLOCK_D)
                 tile = tl.load(xv + rows[:, None] * D + cols[None, :],
                                mask=inside[:, None] & (cols < D)[None, :], other=0.0)
@@ -348,7 +361,7 @@ if triton is not None:
                                    PIECES, WP, 1)
                 out = slot + ks[:, None] * D + cols[None, :]
                 keep = real[:, None] & (cols < D)[None, :]
-                part += tl.load(out, mask=keep & (t0 > p * BLOCK_N), other=0.0)  # the slot's first tile: store
+                part += tl.load(out, mask=keep & (t0 > p * ROWS), other=0.0)  # the slot's first tile: store
                 tl.store(out, part, mask=keep)
         tl.store(part_counts + (v * P + p) * KP + ks, members)
         stats = part_stats + (v * P + p) * 4
@@ -358,8 +371,8 @@ if triton is not None:
         tl.store(stats + 3, far_i.to(tl.float32))
 
     @triton.jit
-    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, P, tol,
-                       KP: tl.constexpr, BLOCK: tl.constexpr, FIRST: tl.constexpr):
+    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, first, P, tol,
+                       KP: tl.constexpr, BLOCK: tl.constexpr):
         """Program v: video v's counts, farthest point and inertia from its programs' partials; after an
         iteration, its convergence (no label changed, or inertia fell by at most ``tol`` of itself)."""
         v = tl.program_id(0).to(tl.int64)
@@ -377,7 +390,7 @@ if triton is not None:
             ks = tl.arange(0, KP)
             parts = tl.load(part_counts + (v * P + ps[:, None]) * KP + ks[None, :], mask=used[:, None], other=0)
             tl.store(counts + v * KP + ks, tl.sum(parts, 0))
-            if not FIRST:
+            if tl.load(first) == 0:
                 old = tl.load(inertia + v)
                 tl.store(active + v, (changed > 0) & (old - new > tol * old))
                 tl.store(iterations + v, tl.load(iterations + v) + 1)

@@ -24,6 +24,7 @@ from . import cudagraphs
 
 METRICS = ("cosine", "l2")
 CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
+_lloyd_buffers: dict = {}  # the Triton Lloyd state last used per shape (CUDA graphs' buffers), newest last
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -268,33 +269,42 @@ def lloyd(
 ) -> KMeansResult:
     """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
 
-    num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). On CUDA with
-    Triton an iteration is three kernels (``kernels.lloyd_step``: one read of the points); elsewhere
-    PyTorch operations (:func:`_lloyd_step`). Both are replayed as a CUDA graph on CUDA.
+    num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). For bfloat16 points
+    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_step``: one read of the points, with
+    the state kept on the device between clusterings of the same shape); otherwise PyTorch operations on
+    float32 points (:func:`_lloyd_step`). On CUDA both are replayed as CUDA graphs.
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
     args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
-    running = torch.ones((), dtype=torch.bool, device=dev)  # any video still active
+    graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
-        step, consts = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol, first=False)
-        state = cudagraphs.run(step, *args, *_kernels().lloyd_state(feats.x, init), running, carry=True,
-                               **{**consts, "first": True})
+        step, consts, fields = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol), (0, 1, 5, 7)
+        key = (feats.x.shape, init.shape[1], dev)
+        state = _lloyd_buffers.pop(key, None) if graphs else None
+        state = state or _kernels().lloyd_state(feats.x, init.shape[1])
+        state[0].copy_(init)
+        state[-2].fill_(True)  # first: the initial assignment, then max_iters iterations
+        passes = max_iters + 1
     else:
         if feats.x.dtype != torch.float32:
             feats = dataclasses.replace(feats, x=feats.x.float())
             args = (feats.x, *args[1:])
-        step, consts = _lloyd_step, dict(metric=metric, tol=tol)
+        step, consts, fields = _lloyd_step, dict(metric=metric, tol=tol), (0, 1, 3, 5)
         labels, dist = _assign(feats, init, live)
         state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
-                 torch.zeros(b, dtype=torch.long, device=dev), running)
+                 torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+        key, passes = None, max_iters
     watch = _Watch(dev)
-    for _ in range(max_iters):
+    for _ in range(passes):
         state = cudagraphs.run(step, *args, *state, carry=True, **consts)
         if watch.stopped(state[-1]):
             break
-    graphs = cudagraphs.enabled(dev)
-    centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in (0, 1, -4, -2))
+    if key is not None and graphs:  # the graph's own buffers: the next clustering of this shape copies nothing
+        _lloyd_buffers[key] = state
+        while len(_lloyd_buffers) > cudagraphs.CACHE_SIZE:
+            _lloyd_buffers.pop(next(iter(_lloyd_buffers)))
+    centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in fields)
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
 
