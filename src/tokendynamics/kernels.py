@@ -107,7 +107,7 @@ if triton is not None:
 
 MAX_CLUSTERS = 256  # centroids whose scores one program holds in registers
 BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded at a time
-BLOCK_P = 32  # partial-sum slots reduced at a time
+BLOCK_P, REDUCE_D = 32, 32  # partial-sum slots and columns a program of the reduce and update holds
 PROGRAMS_PER_SM, NUM_WARPS = 1, 8  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
 REREAD_BACKWARD = True  # the pass re-reads a tile's columns last-read first, while they are still cached
 PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
@@ -125,7 +125,7 @@ def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
     and ``k`` clusters: centroids ``[B, K, D]`` float32 (to be filled with the initial centroids), labels
     ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
     int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
-    iterations ``[B]`` int64, and two ``[]`` bool flags: first (set it before a clustering) and running."""
+    iterations ``[B]`` int64, and two ``[]`` bool flags: first and running (see :func:`lloyd_step`)."""
     b, n, d = x.shape
     dev = x.device
     sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
@@ -151,8 +151,9 @@ def _padded(k: int) -> int:
 def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
                first, running, *, cosine: bool, tol: float):
     """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`; while
-    ``first`` is set, the initial assignment to the given centroids instead (every video active, no update,
-    no iteration counted), after which ``first`` is cleared.
+    ``first`` is set, the initial assignment to the given centroids instead (no update, no iteration
+    counted), after which ``first`` is cleared. Before a clustering: centroids, active and iterations filled
+    with the initial centroids, True and 0, and first set.
 
     x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
     ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Four
@@ -162,19 +163,17 @@ def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts,
     inertia, farthest point, convergence). No host syncs. Returns the state."""
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
-    active.logical_or_(first)
-    iterations.masked_fill_(first, 0)
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
     pieces = torch.empty(b, pieces_n, k, d, dtype=torch.bfloat16, device=x.device)
     bias = torch.empty(b, k, device=x.device)
     part_counts = torch.empty(b, programs, kp, dtype=torch.int32, device=x.device)
     part_stats = torch.empty(b, programs, 4, device=x.device)
-    chunks = triton.cdiv(d, BLOCK_D)
+    chunks = triton.cdiv(d, REDUCE_D)
     sumsq = torch.empty(b, k, chunks, device=x.device)
     _reduce_kernel[(b, k, chunks)](x, scale, slots, counts, far, centroids, sumsq, live, active, first, n,
-                                   programs, k, D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=BLOCK_D)
+                                   programs, k, D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
     _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, first, k, chunks,
-                                   D=d, KP=kp, BLOCK_D=BLOCK_D, BLOCK_C=triton.next_power_of_2(chunks),
+                                   D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
                                    PIECES=pieces_n, COSINE=cosine)
     _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts,
                                 part_stats, n, k, _rows(n, programs), D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,

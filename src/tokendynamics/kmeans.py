@@ -24,7 +24,7 @@ from . import cudagraphs
 
 METRICS = ("cosine", "l2")
 CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
-_lloyd_buffers: dict = {}  # the Triton Lloyd state last used per shape (CUDA graphs' buffers), newest last
+_lloyd_buffers: dict = {}  # the Triton Lloyd state last used per graph signature (its buffers), newest last
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -280,11 +280,12 @@ def lloyd(
     graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
         step, consts, fields = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol), (0, 1, 5, 7)
-        key = (feats.x.shape, init.shape[1], dev)
+        key = (feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
         state = _lloyd_buffers.pop(key, None) if graphs else None
         state = state or _kernels().lloyd_state(feats.x, init.shape[1])
         state[0].copy_(init)
-        state[-2].fill_(True)  # first: the initial assignment, then max_iters iterations
+        for i, value in ((6, True), (7, 0), (8, True)):  # active, iterations, first: the initial assignment
+            state[i].fill_(value)
         passes = max_iters + 1
     else:
         if feats.x.dtype != torch.float32:
