@@ -290,3 +290,16 @@ def test_triton_seeding_applies_to_cuda_within_its_limits(monkeypatch):
     assert kernels.available(cuda, 1024, 5) == (kernels.triton is not None)
     monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
     assert not kernels.available(cuda, 1024, 5)
+
+
+def test_kept_state_is_handed_back_once_and_cleared():
+    from tokendynamics import cudagraphs
+
+    state = (torch.zeros(2), torch.ones(3))
+    cudagraphs.keep("loop", state)
+    assert cudagraphs.take("loop") is state and cudagraphs.take("loop") is None
+    for i in range(cudagraphs.CACHE_SIZE + 1):  # the oldest beyond the cache size is dropped
+        cudagraphs.keep(i, state)
+    assert cudagraphs.take(0) is None and cudagraphs.take(1) is state
+    cudagraphs.clear()
+    assert cudagraphs.take(2) is None

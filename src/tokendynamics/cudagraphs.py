@@ -12,6 +12,9 @@ Large inputs shared by several graphs (a video's tokens, read by the seeding, th
 can be staged (:func:`stage`): one persistent copy that graphs captured with it read in place, so the
 tokens are copied once per call instead of once per graph.
 
+A loop whose state lives in a graph's buffers can hand them back for its next run (:func:`keep`,
+:func:`take`): refilled in place, they are not copied again.
+
 Captures are kept for the most recent signatures (:data:`CACHE_SIZE`), keyed also by PyTorch's float32
 matmul precision (TF32 or not); :func:`clear` frees them. Set ``TOKENDYNAMICS_CUDA_GRAPHS=0`` to run eagerly.
 """
@@ -28,6 +31,7 @@ import torch
 CACHE_SIZE = 8
 _cache: OrderedDict = OrderedDict()
 _staged: OrderedDict = OrderedDict()
+_kept: OrderedDict = OrderedDict()
 
 
 def enabled(device: torch.device) -> bool:
@@ -36,9 +40,24 @@ def enabled(device: torch.device) -> bool:
 
 
 def clear() -> None:
-    """Drop every captured graph and its buffers, and the staged inputs."""
+    """Drop every captured graph and its buffers, the staged inputs and the kept states."""
     _cache.clear()
     _staged.clear()
+    _kept.clear()
+
+
+def keep(key, state: tuple) -> None:
+    """Hold a loop's ``state`` (the buffers a ``carry`` replay returned) for the next loop of this ``key``:
+    handed back by :func:`take`, filled in place and passed again, it is copied into nothing."""
+    _kept[key] = state
+    _kept.move_to_end(key)
+    while len(_kept) > CACHE_SIZE:
+        _kept.popitem(last=False)
+
+
+def take(key) -> tuple | None:
+    """The state kept for ``key`` (removed from the keep), or None."""
+    return _kept.pop(key, None)
 
 
 def stage(x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,6 @@ from . import cudagraphs
 
 METRICS = ("cosine", "l2")
 CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
-_lloyd_buffers: dict = {}  # the Triton Lloyd state last used per graph signature (its buffers), newest last
 _GOLDEN = 0.6180339887498949  # 1/phi: a low-discrepancy stride for the seeding sample
 _PLASTIC = 0.7548776662466927  # 1/rho: turns the seed into the sample's starting offset
 
@@ -280,8 +279,8 @@ def lloyd(
     graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
         step, consts, fields = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol), (0, 1, 5, 7)
-        key = (feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
-        state = _lloyd_buffers.pop(key, None) if graphs else None
+        key = ("lloyd", feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
+        state = cudagraphs.take(key) if graphs else None
         state = state or _kernels().lloyd_state(feats.x, init.shape[1])
         state[0].copy_(init)
         for i, value in ((6, True), (7, 0), (8, True)):  # active, iterations, first: the initial assignment
@@ -302,9 +301,7 @@ def lloyd(
         if watch.stopped(state[-1]):
             break
     if key is not None and graphs:  # the graph's own buffers: the next clustering of this shape copies nothing
-        _lloyd_buffers[key] = state
-        while len(_lloyd_buffers) > cudagraphs.CACHE_SIZE:
-            _lloyd_buffers.pop(next(iter(_lloyd_buffers)))
+        cudagraphs.keep(key, state)
     centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in fields)
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
