@@ -32,8 +32,7 @@ CASES = [dict(name="7b", batch=1, dim=3584, k=8, data="gaussian", dtype="bfloat1
          dict(name="0.5b", batch=1, dim=896, k=8, data="gaussian", dtype="bfloat16"),
          dict(name="batch", batch=16, dim=1152, k=32, data="planted", dtype="bfloat16"),
          dict(name="batch f32", batch=16, dim=1152, k=32, data="planted", dtype="float32")]
-SWEEP = dict(BLOCK_N=(64, 128), BLOCK_D=(64, 128), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8),
-             REREAD_BACKWARD=(False, True))
+SWEEP = dict(BLOCK_N=(64, 128), BLOCK_D=(128, 256), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8), NUM_STAGES=(2, 4))
 
 
 def tokens(case, device) -> torch.Tensor:

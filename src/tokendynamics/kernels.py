@@ -108,7 +108,7 @@ if triton is not None:
 MAX_CLUSTERS = 256  # centroids whose scores one program holds in registers
 BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded at a time
 BLOCK_P, REDUCE_D = 32, 32  # partial-sum slots and columns a program of the reduce and update holds
-PROGRAMS_PER_SM, NUM_WARPS = 1, 8  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
+PROGRAMS_PER_SM, NUM_WARPS, NUM_STAGES = 1, 8, 3  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
 REREAD_BACKWARD = True  # the pass re-reads a tile's columns last-read first, while they are still cached
 PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
                                                   # its float32 matmul precisions
@@ -125,7 +125,8 @@ def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
     and ``k`` clusters: centroids ``[B, K, D]`` float32 (to be filled with the initial centroids), labels
     ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
     int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
-    iterations ``[B]`` int64, and two ``[]`` bool flags: first and running (see :func:`lloyd_step`)."""
+    iterations ``[B]`` int64, cluster sums ``[B, K, D]`` float32, the phase ``[]`` int32 and running ``[]``
+    bool (see :func:`lloyd_step`)."""
     b, n, d = x.shape
     dev = x.device
     sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
@@ -135,8 +136,8 @@ def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
             torch.empty(b, programs, k, d, device=dev),
             torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
             torch.zeros(b, device=dev), torch.ones(b, dtype=torch.bool, device=dev),
-            torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev),
-            torch.ones((), dtype=torch.bool, device=dev))
+            torch.zeros(b, dtype=torch.long, device=dev), torch.empty(b, k, d, device=dev),
+            torch.zeros((), dtype=torch.int32, device=dev), torch.ones((), dtype=torch.bool, device=dev))
 
 
 def _rows(n: int, programs: int) -> int:
@@ -149,11 +150,14 @@ def _padded(k: int) -> int:
 
 
 def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
-               first, running, *, cosine: bool, tol: float):
-    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`; while
-    ``first`` is set, the initial assignment to the given centroids instead (no update, no iteration
-    counted), after which ``first`` is cleared. Before a clustering: centroids, active and iterations filled
-    with the initial centroids, True and 0, and first set.
+               sums, phase, running, *, cosine: bool, tol: float):
+    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`. Before a
+    clustering, fill centroids, active, iterations and phase with the initial centroids, True, 0 and 0.
+
+    Phase 0 is the initial assignment to the given centroids (no update, no iteration counted); its pass
+    adds every point into the partial sums. Later passes add only the points whose label changed (out of
+    the old cluster, into the new one): the update keeps the clusters' sums and adds the changes, so once
+    few labels change, the pass reads the tokens about once. Phase 1 takes the sums whole, phase 2 on adds.
 
     x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
     ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Four
@@ -170,20 +174,21 @@ def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts,
     part_stats = torch.empty(b, programs, 4, device=x.device)
     chunks = triton.cdiv(d, REDUCE_D)
     sumsq = torch.empty(b, k, chunks, device=x.device)
-    _reduce_kernel[(b, k, chunks)](x, scale, slots, counts, far, centroids, sumsq, live, active, first, n,
+    _reduce_kernel[(b, k, chunks)](x, scale, slots, sums, counts, far, centroids, sumsq, live, active, phase, n,
                                    programs, k, D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
-    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, first, k, chunks,
+    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, phase, k, chunks,
                                    D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
                                    PIECES=pieces_n, COSINE=cosine)
-    _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts,
+    _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, phase, labels, slots, part_counts,
                                 part_stats, n, k, _rows(n, programs), D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
                                 PIECES=pieces_n,
-                                WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS)
-    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, first, programs, tol,
+                                WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS,
+                                num_stages=NUM_STAGES)
+    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, phase, programs, tol,
                          KP=kp, BLOCK=triton.next_power_of_2(programs))
     running.copy_(active.any())
-    first.fill_(False)
-    return centroids, labels, slots, counts, far, inertia, active, iterations, first, running
+    phase.add_(1).clamp_(max=2)
+    return centroids, labels, slots, counts, far, inertia, active, iterations, sums, phase, running
 
 
 if triton is not None:
@@ -234,11 +239,12 @@ if triton is not None:
         return reseed, (cnt > 0) & ~reseed, cnt
 
     @triton.jit
-    def _reduce_kernel(x, scale, slots, counts, far, centroids, sumsq, live, active, first, N, P, K,
+    def _reduce_kernel(x, scale, slots, sums, counts, far, centroids, sumsq, live, active, phase, N, P, K,
                        D: tl.constexpr, KP: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
-        """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v, before normalisation: the
-        mean of its partial sums, the farthest point, or unchanged (always on the first pass); and their
-        squared norm into ``sumsq[v, k, j]``."""
+        """Program (v, k, j): columns ``j * BLOCK_D ...`` of cluster k of video v: its sums from the last
+        pass's partial sums (whole in phase 1, changes added after), and its centroid before normalisation:
+        their mean, the farthest point, or unchanged (always in phase 0); their squared norm into
+        ``sumsq[v, k, j]``."""
         v = tl.program_id(0).to(tl.int64)
         k = tl.program_id(1)
         j = tl.program_id(2)
@@ -247,14 +253,17 @@ if triton is not None:
             inside = cols < D
             row = centroids + (v * K + k) * D + cols
             c = tl.load(row, mask=inside, other=0.0)
-            if tl.load(first) == 0:
+            ph = tl.load(phase)
+            if ph > 0:
                 reseed, mean, cnt = _centroid_case(counts, far, live, v, k, K, KP)
-                acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+                total = sums + (v * K + k) * D + cols
+                acc = tl.load(total, mask=inside & (ph > 1), other=0.0)
                 for p0 in range(0, P, BLOCK_P):
                     ps = p0 + tl.arange(0, BLOCK_P)
                     part = tl.load(slots + ((v * P + ps[:, None]) * K + k) * D + cols[None, :],
                                    mask=(ps < P)[:, None] & inside[None, :], other=0.0)
                     acc += tl.sum(part, 0)
+                tl.store(total, acc, mask=inside)
                 far_i = tl.load(far + 2 * v + 1).to(tl.int64)
                 far_row = tl.load(x + (v * N + far_i) * D + cols, mask=inside, other=0.0).to(tl.float32)
                 c = tl.where(reseed, far_row * tl.load(scale + v * N + far_i),
@@ -263,7 +272,7 @@ if triton is not None:
             tl.store(sumsq + (v * K + k) * tl.num_programs(2) + j, tl.sum(c * c, 0))
 
     @triton.jit
-    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, first, K, CHUNKS,
+    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, phase, K, CHUNKS,
                        D: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
                        PIECES: tl.constexpr, COSINE: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v normalised (cosine, means
@@ -277,7 +286,7 @@ if triton is not None:
             norm_sq = tl.sum(tl.load(sumsq + (v * K + k) * CHUNKS + js, mask=js < CHUNKS, other=0.0), 0)
             div = 1.0
             if COSINE:
-                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & ~tl.load(first)
+                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & (tl.load(phase) > 0)
                 div = tl.where(mean, tl.maximum(tl.sqrt(norm_sq), 1e-12), 1.0)
             cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
             inside = cols < D
@@ -296,15 +305,18 @@ if triton is not None:
             tl.store(bias + v * K + k, tl.where(in_use, 0.5 * norm_sq / (div * div), float("inf")), mask=j == 0)
 
     @triton.jit
-    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, labels, slots, part_counts, part_stats, N, K,
+    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, phase, labels, slots, part_counts, part_stats,
+                     N, K,
                      ROWS, D: tl.constexpr, KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                      PIECES: tl.constexpr, WP: tl.constexpr, BACKWARD: tl.constexpr):
         """Program (p, v): tiles ``p, p + P, ...`` of ``ROWS <= BLOCK_N`` points of video v; their labels, and
-        their cluster sums added into slot (v, p). Each tile is read for its scores, then again for its sums."""
+        their cluster sums (phase 0) or the changes to them (moved points) added into slot (v, p). Each tile is
+        read for its scores, then its moved points again for the sums."""
         p = tl.program_id(0)
         v = tl.program_id(1).to(tl.int64)
         P = tl.num_programs(0)
         n_end = tl.where(tl.load(active + v), N, 0)
+        whole = tl.load(phase) == 0  # every point into the sums, not only the moved ones
         ks = tl.arange(0, KP)
         real = ks < K
         half_sq = tl.load(bias + v * K + ks, mask=real, other=float("inf"))
@@ -339,7 +351,8 @@ if triton is not None:
             best = tl.max(scores, 1)
             label = tl.argmax(scores, 1)
             old = tl.load(labels + v * N + rows, mask=inside, other=0)
-            changed += tl.sum(((label.to(tl.int64) != old) & inside).to(tl.int32), 0)
+            moved = (label.to(tl.int64) != old) & inside
+            changed += tl.sum(moved.to(tl.int32), 0)
             tl.store(labels + v * N + rows, label.to(tl.int64), mask=inside)
             sq = tl.load(sq_norms + v * N + rows, mask=inside, other=0.0)
             dist = tl.where(valid, tl.maximum(sq - 2.0 * best, 0.0), 0.0)
@@ -350,17 +363,22 @@ if triton is not None:
             far_d = tl.where(further, tile_far, far_d)
             member = (label[:, None] == ks[None, :]) & valid[:, None]  # [BLOCK_N, KP]
             members += tl.sum(member.to(tl.int32), 0)
-            w1, w2, w3 = _split(tl.trans(tl.where(member, s[:, None], 0.0)), WP)  # [KP, BLOCK_N]
-            for i in range(0, D, BLOCK_D):
+            read = (moved | whole) & valid
+            weight = tl.where(member & read[:, None], s[:, None], 0.0)
+            weight -= tl.where((old[:, None] == ks[None, :]) & (read & ~whole)[:, None], s[:, None], 0.0)
+            w1, w2, w3 = _split(tl.trans(weight), WP)  # [KP, BLOCK_N]: +s into the new cluster, -s out of the old
+            start = t0 == p * ROWS  # the slot's first tile stores, whatever it holds
+            d_end = tl.where(start | (tl.sum(read.to(tl.int32), 0) > 0), D, 0)
+            for i in range(0, d_end, BLOCK_D):
                 d0 = (D - 1) // BLOCK_D * BLOCK_D - i if BACKWARD else i  # backward: the last read first
                 cols = d0 + tl.arange(0, BLOCK_D)
                 tile = tl.load(xv + rows[:, None] * D + cols[None, :],
-                               mask=inside[:, None] & (cols < D)[None, :], other=0.0)
+                               mask=read[:, None] & (cols < D)[None, :], other=0.0)
                 part = _dot_pieces(w1, w2, w3, tile, tile, tile, tl.zeros([KP, BLOCK_D], dtype=tl.float32),
                                    PIECES, WP, 1)
                 out = slot + ks[:, None] * D + cols[None, :]
                 keep = real[:, None] & (cols < D)[None, :]
-                part += tl.load(out, mask=keep & (t0 > p * ROWS), other=0.0)  # the slot's first tile: store
+                part += tl.load(out, mask=keep & ~start, other=0.0)
                 tl.store(out, part, mask=keep)
         tl.store(part_counts + (v * P + p) * KP + ks, members)
         stats = part_stats + (v * P + p) * 4
@@ -370,7 +388,7 @@ if triton is not None:
         tl.store(stats + 3, far_i.to(tl.float32))
 
     @triton.jit
-    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, first, P, tol,
+    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, phase, P, tol,
                        KP: tl.constexpr, BLOCK: tl.constexpr):
         """Program v: video v's counts, farthest point and inertia from its programs' partials; after an
         iteration, its convergence (no label changed, or inertia fell by at most ``tol`` of itself)."""
@@ -389,7 +407,7 @@ if triton is not None:
             ks = tl.arange(0, KP)
             parts = tl.load(part_counts + (v * P + ps[:, None]) * KP + ks[None, :], mask=used[:, None], other=0)
             tl.store(counts + v * KP + ks, tl.sum(parts, 0))
-            if tl.load(first) == 0:
+            if tl.load(phase) > 0:
                 old = tl.load(inertia + v)
                 tl.store(active + v, (changed > 0) & (old - new > tol * old))
                 tl.store(iterations + v, tl.load(iterations + v) + 1)

@@ -283,7 +283,7 @@ def lloyd(
         state = cudagraphs.take(key) if graphs else None
         state = state or _kernels().lloyd_state(feats.x, init.shape[1])
         state[0].copy_(init)
-        for i, value in ((6, True), (7, 0), (8, True)):  # active, iterations, first: the initial assignment
+        for i, value in ((6, True), (7, 0), (9, 0)):  # active, iterations, phase 0: the initial assignment
             state[i].fill_(value)
         passes = max_iters + 1
     else:
