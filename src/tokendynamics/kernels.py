@@ -10,8 +10,9 @@ the same seeds on the GPU).
 
 A Lloyd iteration over bfloat16 points (:func:`lloyd_step`, the reducer's usual input) is four kernels
 instead of about forty PyTorch operations reading the points twice as float32. The pass reads each tile of
-points once for its scores against every centroid and again (from the cache) for its cluster sums, adding
-them into its program's own slot of a partial-sums buffer (no atomics: deterministic). The products run on
+points for its scores against every centroid, then re-reads only the points whose label changed, adding
+their change to the cluster sums (out of the old cluster, into the new) into its program's own slot of a
+partial-sums buffer (no atomics: deterministic); the sums themselves are kept between iterations. The products run on
 tensor cores: the points are exact in bfloat16, and each float32 operand on the other side (centroids,
 cosine weights) is split into bfloat16 pieces whose sum is the float32 value (three pieces at PyTorch's
 default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one at "medium"), with
