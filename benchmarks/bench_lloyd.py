@@ -1,13 +1,15 @@
 """The k-means loop against its memory floor: time per Lloyd iteration through the Triton kernels
-(``kernels.lloyd_step``: one read of the points per iteration) and through PyTorch operations, in one process.
+(``kernels.lloyd_step``) and through PyTorch operations, in one process.
 
-    python benchmarks/bench_lloyd.py [--repeats 10] [--sweep]
+    python benchmarks/bench_lloyd.py [--repeats 10] [--sweep] [--profile]
 
 Cases: one 64 x 196 x 3584 video of Gaussian bf16 tokens at K = 8 and 32 (LLaVA-OneVision-7B's pooled tokens,
 as the reducer gets them), one at the 0.5B's width of 896, and a batch of 16 planted 64 x 196 x 1152 videos at
-K = 32 (the hashing benchmark's batch) in bf16 and in float32 (float32 points take the PyTorch path either way). An iteration is the Lloyd loop's time over its passes (the first assignment and one per iteration,
-as the loop runs them, host checks of convergence included). Floor: one read of the tokens in their own
-dtype at the copy bandwidth measured here. ``--sweep`` times the kernels' tile sizes, programs per SM and warps.
+K = 32 (the hashing benchmark's batch) in bf16 and in float32 (float32 points take the PyTorch path either
+way). Per case: the loop's time per pass as hashing runs it (see :func:`per_iteration`) and the steady-state
+cost of one more iteration. Floor: one read of the tokens in their own dtype at the copy bandwidth measured
+here. ``--sweep`` times the kernels' tile sizes, programs per SM, warps and pipeline stages; ``--profile``
+prints the host calls and kernels of one Triton loop.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def lloyd_available(device: torch.device, clusters: int, points: int) -> bool:
 
 def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
     """Buffers for the state :func:`lloyd_step` carries between iterations, for points ``x`` ``[B, N, D]``
-    and ``k`` clusters: centroids ``[B, K, D]`` float32 (to be filled with the initial centroids), labels
+    and ``k`` clusters (:func:`lloyd_start` fills them for a clustering): centroids ``[B, K, D]`` float32, labels
     ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
     int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
     iterations ``[B]`` int64, cluster sums ``[B, K, D]`` float32, the phase ``[]`` int32 and running ``[]``
@@ -136,9 +136,22 @@ def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
     return (torch.empty(b, k, d, device=dev), torch.zeros(b, n, dtype=torch.long, device=dev),
             torch.empty(b, programs, k, d, device=dev),
             torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
-            torch.zeros(b, device=dev), torch.ones(b, dtype=torch.bool, device=dev),
-            torch.zeros(b, dtype=torch.long, device=dev), torch.empty(b, k, d, device=dev),
-            torch.zeros((), dtype=torch.int32, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+            torch.zeros(b, device=dev), torch.empty(b, dtype=torch.bool, device=dev),
+            torch.empty(b, dtype=torch.long, device=dev), torch.empty(b, k, d, device=dev),
+            torch.empty((), dtype=torch.int32, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+
+
+def lloyd_start(x: torch.Tensor, init: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, ...]:
+    """``state`` (a :func:`lloyd_state`, made here if None) filled in place for a clustering of ``x`` from the
+    centroids ``init`` ``[B, K, D]``: every video active, no iteration yet, phase 0."""
+    state = state or lloyd_state(x, init.shape[1])
+    state[0].copy_(init)
+    for i, value in ((6, True), (7, 0), (9, 0)):  # active, iterations, phase
+        state[i].fill_(value)
+    return state
+
+
+RESULT = (0, 1, 5, 7)  # where a state holds the centroids, labels, inertia and iterations
 
 
 def _rows(n: int, programs: int) -> int:
@@ -152,8 +165,7 @@ def _padded(k: int) -> int:
 
 def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
                sums, phase, running, *, cosine: bool, tol: float):
-    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_state`. Before a
-    clustering, fill centroids, active, iterations and phase with the initial centroids, True, 0 and 0.
+    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_start`.
 
     Phase 0 is the initial assignment to the given centroids (no update, no iteration counted); its pass
     adds every point into the partial sums. Later passes add only the points whose label changed (out of
@@ -182,9 +194,8 @@ def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts,
                                    PIECES=pieces_n, COSINE=cosine)
     _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, phase, labels, slots, part_counts,
                                 part_stats, n, k, _rows(n, programs), D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
-                                PIECES=pieces_n,
-                                WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS,
-                                num_stages=NUM_STAGES)
+                                PIECES=pieces_n, WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD,
+                                num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, phase, programs, tol,
                          KP=kp, BLOCK=triton.next_power_of_2(programs))
     running.copy_(active.any())

@@ -48,9 +48,9 @@ class KMeansResult:
 class Features:
     """Points prepared for clustering, without copying them.
 
-    x: ``[B, N, D]`` points as given (float32, or bfloat16 for the Triton pass). scale: ``[B, N]`` factor that maps a row into the clustering
-    space (``1/|x|`` for ``"cosine"``, 1 for ``"l2"``; 0 for masked-out points). sq_norms: ``[B, N]``
-    squared norms in that space. mask: ``[B, N]`` bool valid points.
+    x: ``[B, N, D]`` points as given (float32, or bfloat16 for the Triton Lloyd kernels). scale: ``[B, N]``
+    factor that maps a row into the clustering space (``1/|x|`` for ``"cosine"``, 1 for ``"l2"``; 0 for
+    masked-out points). sq_norms: ``[B, N]`` squared norms in that space. mask: ``[B, N]`` bool valid points.
     """
 
     x: torch.Tensor
@@ -269,23 +269,21 @@ def lloyd(
     """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
 
     num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). For bfloat16 points
-    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_step``: one read of the points, with
-    the state kept on the device between clusterings of the same shape); otherwise PyTorch operations on
-    float32 points (:func:`_lloyd_step`). On CUDA both are replayed as CUDA graphs.
+    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_step``: the points read for their
+    scores, the moved ones again for the sums; the state kept on the device between clusterings of the same
+    shape); otherwise PyTorch operations on float32 points (:func:`_lloyd_step`). On CUDA both are replayed
+    as CUDA graphs.
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
     args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
     graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
-        step, consts, fields = _kernels().lloyd_step, dict(cosine=metric == "cosine", tol=tol), (0, 1, 5, 7)
+        kernels = _kernels()
+        step, consts, fields = kernels.lloyd_step, dict(cosine=metric == "cosine", tol=tol), kernels.RESULT
         key = ("lloyd", feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
-        state = cudagraphs.take(key) if graphs else None
-        state = state or _kernels().lloyd_state(feats.x, init.shape[1])
-        state[0].copy_(init)
-        for i, value in ((6, True), (7, 0), (9, 0)):  # active, iterations, phase 0: the initial assignment
-            state[i].fill_(value)
-        passes = max_iters + 1
+        state = kernels.lloyd_start(feats.x, init, cudagraphs.take(key) if graphs else None)
+        passes = max_iters + 1  # the initial assignment, then the iterations
     else:
         if feats.x.dtype != torch.float32:
             feats = dataclasses.replace(feats, x=feats.x.float())
