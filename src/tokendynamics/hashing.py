@@ -214,7 +214,8 @@ def hash_video(
     binary search over K; the table has as many rows as the largest K of the batch.
     Clustering: k-means (``metric`` ``"cosine"`` or ``"l2"``) seeded by greedy k-means++ from ``seed``,
     at most ``max_iters`` Lloyd iterations, stopping early at relative inertia change ``tol``.
-    The table is in the tokens' dtype and device; clustering runs in float32.
+    The table is in the tokens' dtype and device; clustering runs in float32 arithmetic (bfloat16 tokens on
+    CUDA are read as they are, by the Triton Lloyd kernels: see ``kmeans.lloyd``).
     """
     x5 = check_video_tokens(tokens)
     check_choice(metric, "metric", METRICS)
