@@ -46,13 +46,29 @@ def clear() -> None:
     _kept.clear()
 
 
+def _recent(cache: OrderedDict, key, make: Callable):
+    """``cache[key]``, made by ``make()`` where absent; the cache keeps its :data:`CACHE_SIZE` most recently
+    used entries."""
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = make()
+        _trim(cache)
+    else:
+        cache.move_to_end(key)
+    return value
+
+
+def _trim(cache: OrderedDict) -> None:
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def keep(key, state: tuple) -> None:
     """Hold a loop's ``state`` (the buffers a ``carry`` replay returned) for the next loop of this ``key``:
     handed back by :func:`take`, filled in place and passed again, it is copied into nothing."""
     _kept[key] = state
     _kept.move_to_end(key)
-    while len(_kept) > CACHE_SIZE:
-        _kept.popitem(last=False)
+    _trim(_kept)
 
 
 def take(key) -> tuple | None:
@@ -64,14 +80,8 @@ def stage(x: torch.Tensor) -> torch.Tensor:
     """A persistent copy of ``x`` to pass to :func:`replay`: a graph captured with it reads it in place (no
     copy per replay). It holds ``x`` until the next ``stage`` of a tensor of the same shape, dtype and device;
     staging the staged tensor itself copies nothing."""
-    key = (x.shape, x.dtype, x.device)
-    buffer = _staged.get(key)
-    if buffer is None:
-        buffer = _staged[key] = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        while len(_staged) > CACHE_SIZE:
-            _staged.popitem(last=False)
-    else:
-        _staged.move_to_end(key)
+    buffer = _recent(_staged, (x.shape, x.dtype, x.device),
+                     lambda: torch.empty(x.shape, dtype=x.dtype, device=x.device))
     if x is not buffer:
         buffer.copy_(x)
     return buffer
@@ -95,15 +105,7 @@ def replay(fn: Callable, *args, carry: bool = False, **constants):
     by the next replay of this signature, so clone what must outlive it."""
     key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())), carry,
            torch.get_float32_matmul_precision())
-    entry = _cache.get(key)
-    if entry is None:
-        entry = _capture(fn, args, constants, carry)
-        _cache[key] = entry
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(key)
-    graph, static_in, static_out, sources = entry
+    graph, static_in, static_out, sources = _recent(_cache, key, lambda: _capture(fn, args, constants, carry))
     for i, (buffer, a) in enumerate(zip(static_in, args)):
         ref, version = sources[i]
         if a is not buffer and (ref is None or ref() is not a or version != a._version):
