@@ -221,9 +221,8 @@ if triton is not None:
 
     @triton.jit
     def _dot_pieces(a1, a2, a3, b1, b2, b3, acc, PIECES: tl.constexpr, AP: tl.constexpr, BP: tl.constexpr):
-        """``acc + a @ b`` from the operands' bfloat16 pieces (``AP`` and ``BP`` of them), on tensor cores:
-        the products of pieces whose orders add up to less than ``PIECES`` (with bfloat16 points on one side,
-        one product per piece of the other)."""
+        """``acc + a @ b`` on tensor cores, where one operand is bfloat16 (one piece: ``AP`` or ``BP`` is 1)
+        and the other is given as its ``PIECES`` bfloat16 pieces: one product per piece."""
         acc = tl.dot(a1, b1, acc)
         if PIECES > 1:
             if BP > 1:
@@ -233,8 +232,6 @@ if triton is not None:
         if PIECES > 2:
             if BP > 2:
                 acc = tl.dot(a1, b3, acc)
-            if AP > 1 and BP > 1:
-                acc = tl.dot(a2, b2, acc)
             if AP > 2:
                 acc = tl.dot(a3, b1, acc)
         return acc
