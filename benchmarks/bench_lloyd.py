@@ -43,6 +43,12 @@ def tokens(case, device) -> torch.Tensor:
     return torch.stack(videos).to(device, getattr(torch, case["dtype"]))
 
 
+def problem(x, k):
+    """The prepared points of ``x`` for cosine k-means, their k-means++ seeds and ``K = k`` per video."""
+    feats = kmeans.prepare(x, "cosine")
+    return feats, kmeans.kmeans_plusplus(feats, k), torch.full((x.shape[0],), k, device=x.device)
+
+
 def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, float]:
     """(seconds per pass of the Lloyd loop, iterations, mean inertia, seconds per iteration of a long loop)
     for ``x``, from the same seeds. The first runs the loop as hashing does (``tol=1e-4``), fixed costs of a
@@ -50,9 +56,7 @@ def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, 
     state, without the fixed costs)."""
     os.environ["TOKENDYNAMICS_TRITON"] = "1" if triton else "0"
     cudagraphs.clear()
-    feats = kmeans.prepare(x, "cosine")
-    init = kmeans.kmeans_plusplus(feats, k)
-    ks = torch.full((x.shape[0],), k, device=x.device)
+    feats, init, ks = problem(x, k)
 
     def run(cap, tol):
         return median_time(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=cap, tol=tol),
@@ -92,9 +96,7 @@ def profile(x, k):
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     os.environ.update(TOKENDYNAMICS_TRITON="1")
-    feats = kmeans.prepare(x, "cosine")
-    init = kmeans.kmeans_plusplus(feats, k)
-    ks = torch.full((x.shape[0],), k, device=x.device)
+    feats, init, ks = problem(x, k)
     kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4)
     torch.cuda.synchronize()
     with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
