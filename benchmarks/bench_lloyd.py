@@ -1,7 +1,7 @@
 """The k-means loop against its memory floor: time per Lloyd iteration through the Triton kernels
-(``kernels.lloyd_step``) and through PyTorch operations, in one process.
+(``kernels.lloyd_steps``) and through PyTorch operations, in one process.
 
-    python benchmarks/bench_lloyd.py [--repeats 10] [--sweep] [--profile]
+    python benchmarks/bench_lloyd.py [--repeats 10] [--cases 7b batch ...] [--set STEPS=1 ...] [--sweep] [--profile]
 
 Cases: one 64 x 196 x 3584 video of Gaussian bf16 tokens at K = 8 and 32 (LLaVA-OneVision-7B's pooled tokens,
 as the reducer gets them), one at the 0.5B's width of 896, and a batch of 16 planted 64 x 196 x 1152 videos at
@@ -9,7 +9,7 @@ K = 32 (the hashing benchmark's batch) in bf16 and in float32 (float32 points ta
 way). Per case: the loop's time per pass as hashing runs it (see :func:`per_iteration`) and the steady-state
 cost of one more iteration. Floor: one read of the tokens in their own dtype at the copy bandwidth measured
 here. ``--sweep`` times the kernels' tile sizes, programs per SM, warps and pipeline stages; ``--profile``
-prints the host calls and kernels of one Triton loop.
+prints the host calls and kernels of a Triton loop on the first case, each kernel's time per iteration.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CASES = [dict(name="7b", batch=1, dim=3584, k=8, data="gaussian", dtype="bfloat1
          dict(name="batch", batch=16, dim=1152, k=32, data="planted", dtype="bfloat16"),
          dict(name="batch f32", batch=16, dim=1152, k=32, data="planted", dtype="float32")]
 SWEEP = dict(BLOCK_N=(64, 128), BLOCK_D=(128, 256), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8), NUM_STAGES=(2, 4))
+TUNABLES = (*SWEEP, "STEPS")  # the kernels' settings a run reports and ``--set`` may change
 
 
 def tokens(case, device) -> torch.Tensor:
@@ -69,7 +70,7 @@ def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, 
             (long - short) / max(extra, 1))
 
 
-def sweep(xs, repeats) -> list[dict]:
+def sweep(cases, xs, repeats) -> list[dict]:
     """Every combination of :data:`SWEEP` on every bf16 case; the defaults are restored afterwards."""
     default = {name: getattr(kernels, name) for name in SWEEP}
     rows = []
@@ -78,7 +79,7 @@ def sweep(xs, repeats) -> list[dict]:
         for name, value in config.items():
             setattr(kernels, name, value)
         row = dict(config)
-        for case, x in zip(CASES, xs):
+        for case, x in zip(cases, xs):
             if x.dtype == torch.bfloat16:
                 try:
                     row[case["name"]] = per_iteration(x, case["k"], True, repeats)[3] * 1e3
@@ -91,34 +92,54 @@ def sweep(xs, repeats) -> list[dict]:
     return rows
 
 
-def profile(x, k):
-    """Print the host calls and kernels of the Triton Lloyd loop on ``x``, as it runs (graphs on)."""
+def profile(x, k, iterations=25):
+    """Print the host calls and kernels of the Triton Lloyd loop on ``x`` as it runs (graphs on), over
+    ``iterations`` iterations at ``tol=0``, then each kernel's device time per pass."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     os.environ.update(TOKENDYNAMICS_TRITON="1")
     feats, init, ks = problem(x, k)
-    kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4)
+
+    def loop():
+        return kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=iterations, tol=0.0)
+
+    loop()
     torch.cuda.synchronize()
     with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4)
+        passes = int(loop().iterations.max()) + 1
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+    print(f"device time per pass over {passes} passes (us):")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total):
+        if e.self_device_time_total > 0:
+            print(f"  {e.self_device_time_total / passes:8.1f}  {e.count:5d}x  {e.key[:90]}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--sweep", action="store_true")
-    p.add_argument("--profile", action="store_true", help="print the Triton loop's kernels per case, eagerly")
+    p.add_argument("--cases", nargs="+", choices=[c["name"] for c in CASES], default=[c["name"] for c in CASES],
+                   help="the cases to run (default: all)")
+    p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                   help=f"integer kernel settings for this run, of {', '.join(TUNABLES)}")
+    p.add_argument("--profile", action="store_true", help="print the Triton loop's kernels on the first case")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
+    for setting in a.set:
+        name, _, value = setting.partition("=")
+        if name not in TUNABLES or not value.isdigit():
+            p.error(f"--set takes NAME=INTEGER with NAME one of {', '.join(TUNABLES)}; got {setting!r}")
+        setattr(kernels, name, int(value))
     dev = torch.device("cuda")
     if not kernels.lloyd_available(dev, 32, 12544):
         raise SystemExit("needs CUDA and Triton")
     bw = copy_bandwidth(dev)  # bytes moved per second
-    xs = [tokens(case, dev) for case in CASES]
+    cases = [case for case in CASES if case["name"] in a.cases]
+    xs = [tokens(case, dev) for case in cases]
     rows = []
-    for case, x in zip(CASES, xs):
+    for case, x in zip(cases, xs):
         (t_tri, it_tri, in_tri, m_tri), (t_torch, it_torch, in_torch, m_torch) = (
             per_iteration(x, case["k"], t, a.repeats) for t in (True, False))
         floor = x.numel() * x.element_size() / bw
@@ -127,12 +148,11 @@ def main():
                          steady_ms=[m_tri * 1e3, m_torch * 1e3], steady_vs_floor=m_tri / floor,
                          triton_vs_floor=t_tri / floor, pytorch_vs_floor=t_torch / floor))
     result = dict(machine=machine(dev), torch=torch.__version__, copy_GBps=bw / 1e9, rows=rows,
-                  kernels={name: getattr(kernels, name) for name in SWEEP})
+                  kernels={name: getattr(kernels, name) for name in TUNABLES})
     if a.sweep:
-        result["sweep"] = sweep(xs, a.repeats)
+        result["sweep"] = sweep(cases, xs, a.repeats)
     if a.profile:
-        for case, x in zip(CASES[:1], xs):
-            profile(x, case["k"])
+        profile(xs[0], cases[0]["k"])
     os.environ.pop("TOKENDYNAMICS_TRITON")
     write_results(a.out, "lloyd-cuda", result, to_markdown(result))
 
@@ -151,7 +171,7 @@ def to_markdown(result) -> str:
                      f"{r['pytorch_vs_floor']:.2f}x | {r['steady_ms'][0]:.3f}, {r['steady_ms'][1]:.3f} | "
                      f"{r['steady_vs_floor']:.2f}x | {r['inertia'][0]:.6g}, {r['inertia'][1]:.6g} |")
     if "sweep" in result:
-        names = [c["name"] for c in CASES if c["dtype"] == "bfloat16"]
+        names = [r["name"] for r in result["rows"] if r["dtype"] == "bfloat16"]
         lines += ["", "Sweep (Triton, steady-state ms per iteration):", "",
                   "| " + " | ".join([*SWEEP, *names]) + " |", "|" + "---|" * (len(SWEEP) + len(names))]
         for row in result["sweep"]:

@@ -166,7 +166,7 @@ def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
     assert not kernels.available(torch.device("cuda"), 1024, 5)
 
 
-def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None):
+def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None, max_iters=30):
     """Lloyd's result through the Triton kernels and through PyTorch operations, from the same seeds."""
     from tokendynamics import kmeans as km
 
@@ -177,7 +177,7 @@ def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None):
             km._triton_lloyd = lambda *a, t=triton_path: t
             feats = km.prepare(x, metric, mask)
             seeds = km.kmeans_plusplus(feats, k) if init is None else init
-            out.append(km.lloyd(feats, seeds, ks, metric=metric, max_iters=30, tol=1e-4))
+            out.append(km.lloyd(feats, seeds, ks, metric=metric, max_iters=max_iters, tol=1e-4))
     finally:
         km._triton_lloyd = chooser
     return out
@@ -199,7 +199,8 @@ def _empty_cluster_case(metric):
 
 def test_triton_lloyd_matches_pytorch_in_the_interpreter():
     """The Triton Lloyd iteration (update, pass, finish), run by Triton's CPU interpreter, gives PyTorch's
-    labels and centroids: masks, fewer clusters in one video, bfloat16 points, re-seeded empty clusters."""
+    labels and centroids: masks, fewer clusters in one video, bfloat16 points, re-seeded empty clusters, and
+    stops where PyTorch does at an iteration cap that ends inside a launch of several iterations."""
     pytest.importorskip("triton")
     code = """
 import sys
@@ -222,6 +223,9 @@ for metric in ("l2", "cosine"):
     a, b = _lloyd_pair(x.bfloat16(), 6, metric, init=init)
     assert torch.equal(a.labels, b.labels) and torch.equal(a.iterations, b.iterations), metric
     assert all(len(set(l.tolist())) == 6 for l in a.labels), metric  # both empty clusters were re-seeded
+for cap in (0, 1, 2):
+    a, b = _lloyd_pair(cases[0][0].bfloat16(), 5, "l2", max_iters=cap)
+    assert torch.equal(a.labels, b.labels) and a.iterations.tolist() == b.iterations.tolist() == [cap, cap], cap
 """
     import os
     import subprocess

@@ -8,7 +8,7 @@ distances in registers. It follows :func:`tokendynamics.kmeans._greedy_seeds` st
 same search, same tie-breaking); the two differ only by float rounding of the distances (tested to give
 the same seeds on the GPU).
 
-A Lloyd iteration over bfloat16 points (:func:`lloyd_step`, the reducer's usual input) is four kernels
+A Lloyd iteration over bfloat16 points (:func:`lloyd_steps`, the reducer's usual input) is four kernels
 instead of about forty PyTorch operations reading the points twice as float32. The pass reads each tile of
 points for its scores against every centroid, then re-reads only the points whose label changed, adding
 their change to the cluster sums (out of the old cluster, into the new) into its program's own slot of a
@@ -18,7 +18,8 @@ cosine weights) is split into bfloat16 pieces whose sum is the float32 value (th
 default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one at "medium"), with
 float32 accumulation. The other kernels reduce the slots into new centroids (mean, normalised for cosine,
 or the farthest point for the first empty cluster), split them, and settle each video's counts, inertia
-and convergence on the device; a converged video's programs do nothing. They follow
+and convergence on the device; a converged video's programs do nothing, so several iterations go in one
+launch (:data:`STEPS`, one CUDA graph replay) without a look from the host. They follow
 ``kmeans._lloyd_step`` (tested against it in Triton's CPU interpreter and on the GPU).
 
 Used when Triton is installed and the points are on CUDA (``TOKENDYNAMICS_TRITON=0`` switches them off);
@@ -111,23 +112,25 @@ BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded 
 BLOCK_P, REDUCE_D = 32, 32  # partial-sum slots and columns a program of the reduce and update holds
 PROGRAMS_PER_SM, NUM_WARPS, NUM_STAGES = 1, 8, 3  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
 REREAD_BACKWARD = True  # the pass re-reads a tile's columns last-read first, while they are still cached
+STEPS = 2  # Lloyd passes per launch of lloyd_steps (one CUDA graph replay)
 PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
                                                   # its float32 matmul precisions
 
 
 def lloyd_available(device: torch.device, clusters: int, points: int) -> bool:
-    """Whether :func:`lloyd_step` runs for this device, number of clusters and points per video (its
+    """Whether :func:`lloyd_steps` runs for this device, number of clusters and points per video (its
     points must also be bfloat16: ``kmeans.lloyd`` checks)."""
     return _enabled(device) and clusters <= MAX_CLUSTERS and points < 1 << 24
 
 
 def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """Buffers for the state :func:`lloyd_step` carries between iterations, for points ``x`` ``[B, N, D]``
+    """Buffers for the state :func:`lloyd_steps` carries between iterations, for points ``x`` ``[B, N, D]``
     and ``k`` clusters (:func:`lloyd_start` fills them for a clustering): centroids ``[B, K, D]`` float32, labels
     ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
     int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
-    iterations ``[B]`` int64, cluster sums ``[B, K, D]`` float32, the phase ``[]`` int32 and running ``[]``
-    bool (see :func:`lloyd_step`)."""
+    iterations ``[B]`` int64 (-1 before the initial assignment), cluster sums ``[B, K, D]`` float32, the
+    last pass's statistics per program ``[B, P, STATS]`` float32 and running ``[]`` bool (see
+    :func:`lloyd_steps`)."""
     b, n, d = x.shape
     dev = x.device
     sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
@@ -138,20 +141,21 @@ def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
             torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
             torch.zeros(b, device=dev), torch.empty(b, dtype=torch.bool, device=dev),
             torch.empty(b, dtype=torch.long, device=dev), torch.empty(b, k, d, device=dev),
-            torch.empty((), dtype=torch.int32, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+            torch.empty(b, programs, STATS, device=dev), torch.ones((), dtype=torch.bool, device=dev))
 
 
 def lloyd_start(x: torch.Tensor, init: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, ...]:
     """``state`` (a :func:`lloyd_state`, made here if None) filled in place for a clustering of ``x`` from the
-    centroids ``init`` ``[B, K, D]``: every video active, no iteration yet, phase 0."""
+    centroids ``init`` ``[B, K, D]``: every video active, before its initial assignment."""
     state = state or lloyd_state(x, init.shape[1])
     state[0].copy_(init)
-    for i, value in ((6, True), (7, 0), (9, 0)):  # active, iterations, phase
+    for i, value in ((6, True), (7, -1)):  # active, iterations
         state[i].fill_(value)
     return state
 
 
 RESULT = (0, 1, 5, 7)  # where a state holds the centroids, labels, inertia and iterations
+STATS = 5  # per pass program: labels changed, inertia, farthest distance and index, whether it wrote its slot
 
 
 def _rows(n: int, programs: int) -> int:
@@ -163,44 +167,46 @@ def _padded(k: int) -> int:
     return max(16, triton.next_power_of_2(k))  # tl.dot's smallest side
 
 
-def lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
-               sums, phase, running, *, cosine: bool, tol: float):
-    """One Lloyd iteration of every active video, in place on the state of :func:`lloyd_start`.
+def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
+                sums, part_stats, running, *, cosine: bool, tol: float, max_iters: int, steps: int):
+    """``steps`` passes of Lloyd's algorithm over every active video, in place on the state of
+    :func:`lloyd_start`; a video stops (``active`` False) once it has converged or made ``max_iters``
+    iterations, so passes past that change nothing.
 
-    Phase 0 is the initial assignment to the given centroids (no update, no iteration counted); its pass
+    A video's first pass (iterations -1) is the initial assignment to the given centroids (no update); it
     adds every point into the partial sums. Later passes add only the points whose label changed (out of
-    the old cluster, into the new one): the update keeps the clusters' sums and adds the changes, so once
-    few labels change, the pass reads the tokens about once. Phase 1 takes the sums whole, phase 2 on adds.
+    the old cluster, into the new one), and only programs that saw such points write their slot: the
+    update keeps the clusters' sums (taken whole after the first pass) and adds the changes, so once few
+    labels change, the pass reads the tokens about once and the slots are hardly touched.
 
     x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
     ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Four
     launches: the reduce and the update (a program per block of columns of each centroid: the mean of its
     partial sums, normalised for cosine, or the farthest point for the first empty cluster; its bfloat16
     pieces), the pass (assignment and partial sums) and the finish (one program per video: counts,
-    inertia, farthest point, convergence). No host syncs. Returns the state."""
+    inertia, farthest point, convergence) per pass. No host syncs. Returns the state."""
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
     pieces = torch.empty(b, pieces_n, k, d, dtype=torch.bfloat16, device=x.device)
     bias = torch.empty(b, k, device=x.device)
     part_counts = torch.empty(b, programs, kp, dtype=torch.int32, device=x.device)
-    part_stats = torch.empty(b, programs, 4, device=x.device)
     chunks = triton.cdiv(d, REDUCE_D)
     sumsq = torch.empty(b, k, chunks, device=x.device)
-    _reduce_kernel[(b, k, chunks)](x, scale, slots, sums, counts, far, centroids, sumsq, live, active, phase, n,
-                                   programs, k, D=d, KP=kp, BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
-    _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, phase, k, chunks,
-                                   D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
-                                   PIECES=pieces_n, COSINE=cosine)
-    _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, phase, labels, slots, part_counts,
-                                part_stats, n, k, _rows(n, programs), D=d, KP=kp, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
-                                PIECES=pieces_n, WP=pieces_n if cosine else 1, BACKWARD=REREAD_BACKWARD,
-                                num_warps=NUM_WARPS, num_stages=NUM_STAGES)
-    _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, phase, programs, tol,
-                         KP=kp, BLOCK=triton.next_power_of_2(programs))
-    running.copy_(active.any())
-    phase.add_(1).clamp_(max=2)
-    return centroids, labels, slots, counts, far, inertia, active, iterations, sums, phase, running
+    for _ in range(steps):
+        _reduce_kernel[(b, k, chunks)](x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, live, active,
+                                       iterations, running, n, programs, k, D=d, KP=kp, STATS=STATS,
+                                       BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
+        _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, iterations, k,
+                                       chunks, D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
+                                       PIECES=pieces_n, COSINE=cosine)
+        _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, slots,
+                                    part_counts, part_stats, n, k, _rows(n, programs), D=d, KP=kp, STATS=STATS,
+                                    BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n, WP=pieces_n if cosine else 1,
+                                    BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+        _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, running, programs,
+                             tol, max_iters, KP=kp, STATS=STATS, BLOCK=triton.next_power_of_2(programs))
+    return centroids, labels, slots, counts, far, inertia, active, iterations, sums, part_stats, running
 
 
 if triton is not None:
@@ -248,29 +254,33 @@ if triton is not None:
         return reseed, (cnt > 0) & ~reseed, cnt
 
     @triton.jit
-    def _reduce_kernel(x, scale, slots, sums, counts, far, centroids, sumsq, live, active, phase, N, P, K,
-                       D: tl.constexpr, KP: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
+    def _reduce_kernel(x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, live, active, iterations,
+                       running, N, P, K, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
+                       BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of cluster k of video v: its sums from the last
-        pass's partial sums (whole in phase 1, changes added after), and its centroid before normalisation:
-        their mean, the farthest point, or unchanged (always in phase 0); their squared norm into
-        ``sumsq[v, k, j]``."""
+        pass's partial sums in the slots written (whole after the initial assignment, changes added after),
+        and its centroid before normalisation: their mean, the farthest point, or unchanged (always before
+        the initial assignment); their squared norm into ``sumsq[v, k, j]``. Program (0, 0, 0) clears
+        ``running`` (the finish sets it again for videos still active)."""
         v = tl.program_id(0).to(tl.int64)
         k = tl.program_id(1)
         j = tl.program_id(2)
+        tl.store(running, False, mask=(v == 0) & (k == 0) & (j == 0))
         if tl.load(active + v):
             cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
             inside = cols < D
             row = centroids + (v * K + k) * D + cols
             c = tl.load(row, mask=inside, other=0.0)
-            ph = tl.load(phase)
-            if ph > 0:
+            done = tl.load(iterations + v)  # -1 before the initial assignment, 0 after it
+            if done >= 0:
                 reseed, mean, cnt = _centroid_case(counts, far, live, v, k, K, KP)
                 total = sums + (v * K + k) * D + cols
-                acc = tl.load(total, mask=inside & (ph > 1), other=0.0)
+                acc = tl.load(total, mask=inside & (done > 0), other=0.0)
                 for p0 in range(0, P, BLOCK_P):
                     ps = p0 + tl.arange(0, BLOCK_P)
+                    written = tl.load(part_stats + (v * P + ps) * STATS + 4, mask=ps < P, other=0.0) != 0
                     part = tl.load(slots + ((v * P + ps[:, None]) * K + k) * D + cols[None, :],
-                                   mask=(ps < P)[:, None] & inside[None, :], other=0.0)
+                                   mask=written[:, None] & inside[None, :], other=0.0)
                     acc += tl.sum(part, 0)
                 tl.store(total, acc, mask=inside)
                 far_i = tl.load(far + 2 * v + 1).to(tl.int64)
@@ -281,7 +291,7 @@ if triton is not None:
             tl.store(sumsq + (v * K + k) * tl.num_programs(2) + j, tl.sum(c * c, 0))
 
     @triton.jit
-    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, phase, K, CHUNKS,
+    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, iterations, K, CHUNKS,
                        D: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
                        PIECES: tl.constexpr, COSINE: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v normalised (cosine, means
@@ -295,7 +305,7 @@ if triton is not None:
             norm_sq = tl.sum(tl.load(sumsq + (v * K + k) * CHUNKS + js, mask=js < CHUNKS, other=0.0), 0)
             div = 1.0
             if COSINE:
-                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & (tl.load(phase) > 0)
+                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & (tl.load(iterations + v) >= 0)
                 div = tl.where(mean, tl.maximum(tl.sqrt(norm_sq), 1e-12), 1.0)
             cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
             inside = cols < D
@@ -314,18 +324,19 @@ if triton is not None:
             tl.store(bias + v * K + k, tl.where(in_use, 0.5 * norm_sq / (div * div), float("inf")), mask=j == 0)
 
     @triton.jit
-    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, phase, labels, slots, part_counts, part_stats,
-                     N, K,
-                     ROWS, D: tl.constexpr, KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                     PIECES: tl.constexpr, WP: tl.constexpr, BACKWARD: tl.constexpr):
+    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, slots, part_counts,
+                     part_stats, N, K, ROWS, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
+                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PIECES: tl.constexpr, WP: tl.constexpr,
+                     BACKWARD: tl.constexpr):
         """Program (p, v): tiles ``p, p + P, ...`` of ``ROWS <= BLOCK_N`` points of video v; their labels, and
-        their cluster sums (phase 0) or the changes to them (moved points) added into slot (v, p). Each tile is
-        read for its scores, then its moved points again for the sums."""
+        their cluster sums (initial assignment) or the changes to them (moved points) added into slot (v, p),
+        which is written only if there are any (said in ``part_stats``). Each tile is read for its scores,
+        then its moved points again for the sums."""
         p = tl.program_id(0)
         v = tl.program_id(1).to(tl.int64)
         P = tl.num_programs(0)
         n_end = tl.where(tl.load(active + v), N, 0)
-        whole = tl.load(phase) == 0  # every point into the sums, not only the moved ones
+        whole = tl.load(iterations + v) < 0  # every point into the sums, not only the moved ones
         ks = tl.arange(0, KP)
         real = ks < K
         half_sq = tl.load(bias + v * K + ks, mask=real, other=float("inf"))
@@ -333,6 +344,7 @@ if triton is not None:
         slot = slots + (v * P + p) * K * D
         members = tl.zeros([KP], dtype=tl.int32)
         changed = 0
+        written = 0  # whether the slot holds an earlier tile's sums
         inertia = 0.0
         far_d = -1.0
         far_i = 0
@@ -376,8 +388,8 @@ if triton is not None:
             weight = tl.where(member & read[:, None], s[:, None], 0.0)
             weight -= tl.where((old[:, None] == ks[None, :]) & (read & ~whole)[:, None], s[:, None], 0.0)
             w1, w2, w3 = _split(tl.trans(weight), WP)  # [KP, BLOCK_N]: +s into the new cluster, -s out of the old
-            start = t0 == p * ROWS  # the slot's first tile stores, whatever it holds
-            d_end = tl.where(start | (tl.sum(read.to(tl.int32), 0) > 0), D, 0)
+            reads = tl.max(read.to(tl.int32), 0)
+            d_end = tl.where(reads > 0, D, 0)
             for i in range(0, d_end, BLOCK_D):
                 d0 = (D - 1) // BLOCK_D * BLOCK_D - i if BACKWARD else i  # backward: the last read first
                 cols = d0 + tl.arange(0, BLOCK_D)
@@ -387,25 +399,28 @@ if triton is not None:
                                    PIECES, WP, 1)
                 out = slot + ks[:, None] * D + cols[None, :]
                 keep = real[:, None] & (cols < D)[None, :]
-                part += tl.load(out, mask=keep & ~start, other=0.0)
+                part += tl.load(out, mask=keep & (written > 0), other=0.0)
                 tl.store(out, part, mask=keep)
+            written = tl.maximum(written, reads)
         tl.store(part_counts + (v * P + p) * KP + ks, members)
-        stats = part_stats + (v * P + p) * 4
+        stats = part_stats + (v * P + p) * STATS
         tl.store(stats, changed.to(tl.float32))
         tl.store(stats + 1, inertia)
         tl.store(stats + 2, far_d)
         tl.store(stats + 3, far_i.to(tl.float32))
+        tl.store(stats + 4, written.to(tl.float32))
 
     @triton.jit
-    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, phase, P, tol,
-                       KP: tl.constexpr, BLOCK: tl.constexpr):
+    def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, running, P, tol,
+                       max_iters, KP: tl.constexpr, STATS: tl.constexpr, BLOCK: tl.constexpr):
         """Program v: video v's counts, farthest point and inertia from its programs' partials; after an
-        iteration, its convergence (no label changed, or inertia fell by at most ``tol`` of itself)."""
+        iteration, its convergence (no label changed, or inertia fell by at most ``tol`` of itself); its
+        pass counted, and it stops at ``max_iters`` iterations; ``running`` set if it is still active."""
         v = tl.program_id(0).to(tl.int64)
         if tl.load(active + v):
             ps = tl.arange(0, BLOCK)
             used = ps < P
-            stats = part_stats + (v * P + ps) * 4
+            stats = part_stats + (v * P + ps) * STATS
             changed = tl.sum(tl.load(stats, mask=used, other=0.0), 0)
             new = tl.sum(tl.load(stats + 1, mask=used, other=0.0), 0)
             far_d = tl.load(stats + 2, mask=used, other=-1.0)
@@ -416,8 +431,11 @@ if triton is not None:
             ks = tl.arange(0, KP)
             parts = tl.load(part_counts + (v * P + ps[:, None]) * KP + ks[None, :], mask=used[:, None], other=0)
             tl.store(counts + v * KP + ks, tl.sum(parts, 0))
-            if tl.load(phase) > 0:
-                old = tl.load(inertia + v)
-                tl.store(active + v, (changed > 0) & (old - new > tol * old))
-                tl.store(iterations + v, tl.load(iterations + v) + 1)
+            done = tl.load(iterations + v)
+            old = tl.load(inertia + v)
+            still = (done < 0) | ((changed > 0) & (old - new > tol * old))  # the initial assignment goes on
+            still &= done + 1 < max_iters
+            tl.store(active + v, still)
+            tl.store(iterations + v, done + 1)
             tl.store(inertia + v, new)
+            tl.store(running, still, mask=still)

@@ -269,10 +269,11 @@ def lloyd(
     """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
 
     num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). For bfloat16 points
-    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_step``: the points read for their
+    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_steps``: the points read for their
     scores, the moved ones again for the sums; the state kept on the device between clusterings of the same
-    shape); otherwise PyTorch operations on float32 points (:func:`_lloyd_step`). On CUDA both are replayed
-    as CUDA graphs.
+    shape; ``kernels.STEPS`` iterations a launch, the kernels stopping each video at ``max_iters``);
+    otherwise PyTorch operations on float32 points (:func:`_lloyd_step`). On CUDA both are replayed as CUDA
+    graphs.
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
     live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
@@ -280,10 +281,11 @@ def lloyd(
     graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
         kernels = _kernels()
-        step, consts, fields = kernels.lloyd_step, dict(cosine=metric == "cosine", tol=tol), kernels.RESULT
+        step, fields = kernels.lloyd_steps, kernels.RESULT
+        consts = dict(cosine=metric == "cosine", tol=tol, max_iters=max_iters, steps=kernels.STEPS)
         key = ("lloyd", feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
         state = kernels.lloyd_start(feats.x, init, cudagraphs.take(key) if graphs else None)
-        passes = max_iters + 1  # the initial assignment, then the iterations
+        launches = -(-(max_iters + 1) // kernels.STEPS)  # the initial assignment, then the iterations
     else:
         if feats.x.dtype != torch.float32:
             feats = dataclasses.replace(feats, x=feats.x.float())
@@ -292,9 +294,9 @@ def lloyd(
         labels, dist = _assign(feats, init, live)
         state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
                  torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev))
-        key, passes = None, max_iters
+        key, launches = None, max_iters
     watch = _Watch(dev)
-    for _ in range(passes):
+    for _ in range(launches):
         state = cudagraphs.run(step, *args, *state, carry=True, **consts)
         if watch.stopped(state[-1]):
             break
