@@ -35,7 +35,7 @@ CASES = [dict(name="7b", batch=1, dim=3584, k=8, data="gaussian", dtype="bfloat1
          dict(name="batch", batch=16, dim=1152, k=32, data="planted", dtype="bfloat16"),
          dict(name="batch f32", batch=16, dim=1152, k=32, data="planted", dtype="float32")]
 SWEEP = dict(BLOCK_N=(64, 128), BLOCK_D=(128, 256), PROGRAMS_PER_SM=(1, 2), NUM_WARPS=(4, 8), NUM_STAGES=(2, 4))
-TUNABLES = (*SWEEP, "STEPS")  # the kernels' settings a run reports and ``--set`` may change
+TUNABLES = (*SWEEP, "SUMS_M", "SUMS_D", "STEPS")  # the kernels' settings a run reports and ``--set`` may change
 
 
 def tokens(case, device) -> torch.Tensor:

@@ -8,15 +8,16 @@ distances in registers. It follows :func:`tokendynamics.kmeans._greedy_seeds` st
 same search, same tie-breaking); the two differ only by float rounding of the distances (tested to give
 the same seeds on the GPU).
 
-A Lloyd iteration over bfloat16 points (:func:`lloyd_steps`, the reducer's usual input) is four kernels
+A Lloyd iteration over bfloat16 points (:func:`lloyd_steps`, the reducer's usual input) is five kernels
 instead of about forty PyTorch operations reading the points twice as float32. The pass reads each tile of
-points for its scores against every centroid, then re-reads only the points whose label changed, adding
-their change to the cluster sums (out of the old cluster, into the new) into its program's own slot of a
-partial-sums buffer (no atomics: deterministic); the sums themselves are kept between iterations. The products run on
-tensor cores: the points are exact in bfloat16, and each float32 operand on the other side (centroids,
-cosine weights) is split into bfloat16 pieces whose sum is the float32 value (three pieces at PyTorch's
-default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one at "medium"), with
-float32 accumulation. The other kernels reduce the slots into new centroids (mean, normalised for cosine,
+points once, for its scores against every centroid, and lists the points whose label changed. The sums
+kernel, a program per pass program's block of columns, re-reads only those points and adds their change
+to the cluster sums (out of the old cluster, into the new) into the pass program's own slot of a
+partial-sums buffer (no atomics: deterministic); the sums themselves are kept between iterations. The
+products run on tensor cores: the points are exact in bfloat16, and each float32 operand on the other
+side (centroids, cosine weights) is split into bfloat16 pieces whose sum is the float32 value (three
+pieces at PyTorch's default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one
+at "medium"), with float32 accumulation. The other kernels reduce the slots into new centroids (mean, normalised for cosine,
 or the farthest point for the first empty cluster), split them, and settle each video's counts, inertia
 and convergence on the device; a converged video's programs do nothing, so several iterations go in one
 launch (:data:`STEPS`, one CUDA graph replay) without a look from the host. They follow
@@ -111,7 +112,7 @@ MAX_CLUSTERS = 256  # centroids whose scores one program holds in registers
 BLOCK_N, BLOCK_D = 128, 128  # a tile of points, and the feature columns loaded at a time
 BLOCK_P, REDUCE_D = 32, 32  # partial-sum slots and columns a program of the reduce and update holds
 PROGRAMS_PER_SM, NUM_WARPS, NUM_STAGES = 1, 8, 3  # the pass's programs (benchmarks/bench_lloyd.py --sweep)
-REREAD_BACKWARD = True  # the pass re-reads a tile's columns last-read first, while they are still cached
+SUMS_M, SUMS_D = 16, 128  # listed points and columns a program of the sums takes at a time
 STEPS = 2  # Lloyd passes per launch of lloyd_steps (one CUDA graph replay)
 PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 operand, as PyTorch describes
                                                   # its float32 matmul precisions
@@ -175,23 +176,27 @@ def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts
 
     A video's first pass (iterations -1) is the initial assignment to the given centroids (no update); it
     adds every point into the partial sums. Later passes add only the points whose label changed (out of
-    the old cluster, into the new one), and only programs that saw such points write their slot: the
-    update keeps the clusters' sums (taken whole after the first pass) and adds the changes, so once few
-    labels change, the pass reads the tokens about once and the slots are hardly touched.
+    the old cluster, into the new one), and only for tiles with such points are slots written: the update
+    keeps the clusters' sums (taken whole after the first pass) and adds the changes, so once few labels
+    change, an iteration reads the tokens about once and the slots are hardly touched.
 
     x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
-    ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Four
+    ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Five
     launches: the reduce and the update (a program per block of columns of each centroid: the mean of its
     partial sums, normalised for cosine, or the farthest point for the first empty cluster; its bfloat16
-    pieces), the pass (assignment and partial sums) and the finish (one program per video: counts,
-    inertia, farthest point, convergence) per pass. No host syncs. Returns the state."""
+    pieces), the pass (assignment; it lists the points that change the sums), the sums (a program per pass
+    program's block of columns) and the finish (one program per video: counts, inertia, farthest point,
+    convergence) per pass. No host syncs. Returns the state."""
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
     pieces = torch.empty(b, pieces_n, k, d, dtype=torch.bfloat16, device=x.device)
     bias = torch.empty(b, k, device=x.device)
     part_counts = torch.empty(b, programs, kp, dtype=torch.int32, device=x.device)
-    chunks = triton.cdiv(d, REDUCE_D)
+    chunks, rows = triton.cdiv(d, REDUCE_D), _rows(n, programs)
+    tiles = triton.cdiv(n, rows)
+    moves = torch.empty(b, tiles, 3, BLOCK_N, dtype=torch.int32, device=x.device)
+    move_counts = torch.empty(b, tiles, dtype=torch.int32, device=x.device)
     sumsq = torch.empty(b, k, chunks, device=x.device)
     for _ in range(steps):
         _reduce_kernel[(b, k, chunks)](x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, live, active,
@@ -200,10 +205,14 @@ def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts
         _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, iterations, k,
                                        chunks, D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
                                        PIECES=pieces_n, COSINE=cosine)
-        _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, slots,
-                                    part_counts, part_stats, n, k, _rows(n, programs), D=d, KP=kp, STATS=STATS,
-                                    BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n, WP=pieces_n if cosine else 1,
-                                    BACKWARD=REREAD_BACKWARD, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+        _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, moves,
+                                    move_counts, part_counts, part_stats, n, k, rows, tiles, D=d, KP=kp, STATS=STATS,
+                                    BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n, num_warps=NUM_WARPS,
+                                    num_stages=NUM_STAGES)
+        _sums_kernel[(programs, triton.cdiv(d, SUMS_D), b)](x, scale, active, iterations, moves, move_counts, slots,
+                                                            n, k, rows, tiles, D=d, KP=kp, BLOCK_N=BLOCK_N,
+                                                            BLOCK_M=SUMS_M, BLOCK_D=SUMS_D, PIECES=pieces_n,
+                                                            WP=pieces_n if cosine else 1)
         _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, running, programs,
                              tol, max_iters, KP=kp, STATS=STATS, BLOCK=triton.next_power_of_2(programs))
     return centroids, labels, slots, counts, far, inertia, active, iterations, sums, part_stats, running
@@ -324,14 +333,14 @@ if triton is not None:
             tl.store(bias + v * K + k, tl.where(in_use, 0.5 * norm_sq / (div * div), float("inf")), mask=j == 0)
 
     @triton.jit
-    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, slots, part_counts,
-                     part_stats, N, K, ROWS, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PIECES: tl.constexpr, WP: tl.constexpr,
-                     BACKWARD: tl.constexpr):
-        """Program (p, v): tiles ``p, p + P, ...`` of ``ROWS <= BLOCK_N`` points of video v; their labels, and
-        their cluster sums (initial assignment) or the changes to them (moved points) added into slot (v, p),
-        which is written only if there are any (said in ``part_stats``). Each tile is read for its scores,
-        then its moved points again for the sums."""
+    def _pass_kernel(x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, moves, move_counts,
+                     part_counts, part_stats, N, K, ROWS, TILES, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
+                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PIECES: tl.constexpr):
+        """Program (p, v): tiles ``p, p + P, ...`` of ``ROWS <= BLOCK_N`` points of video v, read once for
+        their scores: their labels, and the program's counts and statistics, among them whether its points
+        change the cluster sums. Those points (all of them in the initial assignment, else those that moved)
+        are listed per tile for :func:`_sums_kernel`: ``moves[v, tile]`` ``[3, BLOCK_N]`` holds their rows,
+        old and new labels, ``move_counts[v, tile]`` how many."""
         p = tl.program_id(0)
         v = tl.program_id(1).to(tl.int64)
         P = tl.num_programs(0)
@@ -341,10 +350,9 @@ if triton is not None:
         real = ks < K
         half_sq = tl.load(bias + v * K + ks, mask=real, other=float("inf"))
         xv, cv = x + v * N * D, pieces + v * PIECES * K * D
-        slot = slots + (v * P + p) * K * D
         members = tl.zeros([KP], dtype=tl.int32)
         changed = 0
-        written = 0  # whether the slot holds an earlier tile's sums
+        adds = 0  # whether any point of the program's tiles changes the cluster sums
         inertia = 0.0
         far_d = -1.0
         far_i = 0
@@ -374,7 +382,14 @@ if triton is not None:
             old = tl.load(labels + v * N + rows, mask=inside, other=0)
             moved = (label.to(tl.int64) != old) & inside
             changed += tl.sum(moved.to(tl.int32), 0)
+            read = ((moved | whole) & valid).to(tl.int32)
+            adds = tl.maximum(adds, tl.max(read, 0))
             tl.store(labels + v * N + rows, label.to(tl.int64), mask=inside)
+            listed = moves + (v * TILES + t0 // ROWS) * 3 * BLOCK_N + tl.cumsum(read, 0) - 1
+            tl.store(listed, rows, mask=read != 0)
+            tl.store(listed + BLOCK_N, old.to(tl.int32), mask=read != 0)
+            tl.store(listed + 2 * BLOCK_N, label.to(tl.int32), mask=read != 0)
+            tl.store(move_counts + v * TILES + t0 // ROWS, tl.sum(read, 0))
             sq = tl.load(sq_norms + v * N + rows, mask=inside, other=0.0)
             dist = tl.where(valid, tl.maximum(sq - 2.0 * best, 0.0), 0.0)
             inertia += tl.sum(dist, 0)
@@ -382,33 +397,51 @@ if triton is not None:
             further = tile_far > far_d
             far_i = tl.where(further, t0 + tl.argmax(dist, 0), far_i)
             far_d = tl.where(further, tile_far, far_d)
-            member = (label[:, None] == ks[None, :]) & valid[:, None]  # [BLOCK_N, KP]
-            members += tl.sum(member.to(tl.int32), 0)
-            read = (moved | whole) & valid
-            weight = tl.where(member & read[:, None], s[:, None], 0.0)
-            weight -= tl.where((old[:, None] == ks[None, :]) & (read & ~whole)[:, None], s[:, None], 0.0)
-            w1, w2, w3 = _split(tl.trans(weight), WP)  # [KP, BLOCK_N]: +s into the new cluster, -s out of the old
-            reads = tl.max(read.to(tl.int32), 0)
-            d_end = tl.where(reads > 0, D, 0)
-            for i in range(0, d_end, BLOCK_D):
-                d0 = (D - 1) // BLOCK_D * BLOCK_D - i if BACKWARD else i  # backward: the last read first
-                cols = d0 + tl.arange(0, BLOCK_D)
-                tile = tl.load(xv + rows[:, None] * D + cols[None, :],
-                               mask=read[:, None] & (cols < D)[None, :], other=0.0)
-                part = _dot_pieces(w1, w2, w3, tile, tile, tile, tl.zeros([KP, BLOCK_D], dtype=tl.float32),
-                                   PIECES, WP, 1)
-                out = slot + ks[:, None] * D + cols[None, :]
-                keep = real[:, None] & (cols < D)[None, :]
-                part += tl.load(out, mask=keep & (written > 0), other=0.0)
-                tl.store(out, part, mask=keep)
-            written = tl.maximum(written, reads)
+            members += tl.sum(((label[:, None] == ks[None, :]) & valid[:, None]).to(tl.int32), 0)
         tl.store(part_counts + (v * P + p) * KP + ks, members)
         stats = part_stats + (v * P + p) * STATS
         tl.store(stats, changed.to(tl.float32))
         tl.store(stats + 1, inertia)
         tl.store(stats + 2, far_d)
         tl.store(stats + 3, far_i.to(tl.float32))
-        tl.store(stats + 4, written.to(tl.float32))
+        tl.store(stats + 4, adds.to(tl.float32))
+
+    @triton.jit
+    def _sums_kernel(x, scale, active, iterations, moves, move_counts, slots, N, K, ROWS, TILES, D: tl.constexpr,
+                     KP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+                     PIECES: tl.constexpr, WP: tl.constexpr):
+        """Program (p, j, v): columns ``j * BLOCK_D ...`` of slot (v, p), from the points that pass program p
+        listed (``BLOCK_M`` rows at a time): each into its new cluster, and out of its old one unless this is
+        the initial assignment. Written only if p listed any; only the listed rows are read."""
+        p = tl.program_id(0)
+        j = tl.program_id(1)
+        v = tl.program_id(2).to(tl.int64)
+        P = tl.num_programs(0)
+        n_end = tl.where(tl.load(active + v), N, 0)
+        whole = tl.load(iterations + v) < 0
+        ks = tl.arange(0, KP)
+        cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
+        acc = tl.zeros([KP, BLOCK_D], dtype=tl.float32)
+        listed = 0
+        for t0 in range(p * ROWS, n_end, P * ROWS):
+            count = tl.load(move_counts + v * TILES + t0 // ROWS)
+            listed += count
+            for m0 in range(0, count, BLOCK_M):
+                ms = m0 + tl.arange(0, BLOCK_M)
+                use = ms < count
+                entry = moves + (v * TILES + t0 // ROWS) * 3 * BLOCK_N + ms
+                rows = tl.load(entry, mask=use, other=0)
+                old = tl.load(entry + BLOCK_N, mask=use, other=-1)
+                new = tl.load(entry + 2 * BLOCK_N, mask=use, other=-1)
+                s = tl.load(scale + v * N + rows, mask=use, other=0.0)
+                weight = tl.where(new[:, None] == ks[None, :], s[:, None], 0.0)
+                weight -= tl.where((old[:, None] == ks[None, :]) & ~whole, s[:, None], 0.0)
+                w1, w2, w3 = _split(tl.trans(weight), WP)  # [KP, BLOCK_M]: +s into the new cluster, -s out of the old
+                tile = tl.load(x + (v * N + rows[:, None]) * D + cols[None, :],
+                               mask=use[:, None] & (cols < D)[None, :], other=0.0)
+                acc = _dot_pieces(w1, w2, w3, tile, tile, tile, acc, PIECES, WP, 1)
+        tl.store(slots + ((v * P + p) * K + ks[:, None]) * D + cols[None, :], acc,
+                 mask=(ks < K)[:, None] & (cols < D)[None, :] & (listed > 0))
 
     @triton.jit
     def _finish_kernel(part_counts, part_stats, counts, far, inertia, active, iterations, running, P, tol,

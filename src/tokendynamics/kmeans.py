@@ -269,7 +269,7 @@ def lloyd(
     """Lloyd iterations from ``init`` ``[B, K_max, D]`` (see :func:`kmeans`).
 
     num_clusters: ``[B]`` int64, clusters in use per video (the first ones of ``init``). For bfloat16 points
-    on CUDA with Triton an iteration is four kernels (``kernels.lloyd_steps``: the points read for their
+    on CUDA with Triton an iteration is five kernels (``kernels.lloyd_steps``: the points read for their
     scores, the moved ones again for the sums; the state kept on the device between clusterings of the same
     shape; ``kernels.STEPS`` iterations a launch, the kernels stopping each video at ``max_iters``);
     otherwise PyTorch operations on float32 points (:func:`_lloyd_step`). On CUDA both are replayed as CUDA
