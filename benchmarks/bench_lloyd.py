@@ -114,6 +114,36 @@ def profile(x, k, iterations=25):
     for e in sorted(events, key=lambda e: -e.self_device_time_total):
         if e.self_device_time_total > 0:
             print(f"  {e.self_device_time_total / passes:8.1f}  {e.count:5d}x  {e.key[:90]}")
+    timeline(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4))
+
+
+def timeline(call):
+    """Print where one ``call``'s wall time goes on the device: busy in kernels and copies, idle before
+    the first, between them, and after the last."""
+    import json
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    call()
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        with torch.profiler.record_function("call"):
+            call()
+            torch.cuda.synchronize()
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        prof.export_chrome_trace(f.name)
+        trace = json.load(open(f.name))["traceEvents"]
+    start, end = next((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "call" and "dur" in e)
+    work = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
+    busy = gaps = 0.0
+    last = work[0][0]
+    for a, b in work:
+        gaps += max(a - last, 0.0)
+        busy += b - max(a, last) if b > last else 0.0
+        last = max(last, b)
+    print(f"one call: wall {end - start:.0f} us; device busy {busy:.0f} us in {len(work)} kernels and copies; idle "
+          f"{work[0][0] - start:.0f} us before the first, {gaps:.0f} us between, {end - last:.0f} us after the last")
 
 
 def main():

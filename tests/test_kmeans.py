@@ -170,7 +170,7 @@ def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None, max_iters
     """Lloyd's result through the Triton kernels and through PyTorch operations, from the same seeds."""
     from tokendynamics import kmeans as km
 
-    ks = torch.as_tensor(num_clusters if num_clusters is not None else [k] * x.shape[0], device=x.device)
+    ks = torch.as_tensor(num_clusters if num_clusters is not None else k, device=x.device).expand(x.shape[0])
     out, chooser = [], km._triton_lloyd
     try:
         for triton_path in (True, False):

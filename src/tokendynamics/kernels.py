@@ -17,11 +17,11 @@ partial-sums buffer (no atomics: deterministic); the sums themselves are kept be
 products run on tensor cores: the points are exact in bfloat16, and each float32 operand on the other
 side (centroids, cosine weights) is split into bfloat16 pieces whose sum is the float32 value (three
 pieces at PyTorch's default "highest" float32 matmul precision: 24 bits, as float32; two at "high"; one
-at "medium"), with float32 accumulation. The other kernels reduce the slots into new centroids (mean, normalised for cosine,
-or the farthest point for the first empty cluster), split them, and settle each video's counts, inertia
-and convergence on the device; a converged video's programs do nothing, so several iterations go in one
-launch (:data:`STEPS`, one CUDA graph replay) without a look from the host. They follow
-``kmeans._lloyd_step`` (tested against it in Triton's CPU interpreter and on the GPU).
+at "medium"), with float32 accumulation. The other kernels reduce the slots into new centroids (mean,
+normalised for cosine, or the farthest point for the first empty cluster), split them, and settle each
+video's counts, inertia and convergence on the device; a converged video's programs do nothing, so
+several iterations go in one launch (:data:`STEPS`, one CUDA graph replay) without a look from the host.
+They follow ``kmeans._lloyd_step`` (tested against it in Triton's CPU interpreter and on the GPU).
 
 Used when Triton is installed and the points are on CUDA (``TOKENDYNAMICS_TRITON=0`` switches them off);
 :func:`available` and :func:`lloyd_available` say whether they apply.
@@ -168,8 +168,8 @@ def _padded(k: int) -> int:
     return max(16, triton.next_power_of_2(k))  # tl.dot's smallest side
 
 
-def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts, far, inertia, active, iterations,
-                sums, part_stats, running, *, cosine: bool, tol: float, max_iters: int, steps: int):
+def lloyd_steps(x, scale, sq_norms, mask, num_clusters, centroids, labels, slots, counts, far, inertia, active,
+                iterations, sums, part_stats, running, *, cosine: bool, tol: float, max_iters: int, steps: int):
     """``steps`` passes of Lloyd's algorithm over every active video, in place on the state of
     :func:`lloyd_start`; a video stops (``active`` False) once it has converged or made ``max_iters``
     iterations, so passes past that change nothing.
@@ -181,12 +181,12 @@ def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts
     change, an iteration reads the tokens about once and the slots are hardly touched.
 
     x: ``[B, N, D]`` bfloat16 points; scale, sq_norms: ``[B, N]`` float32 (see ``kmeans.Features``); mask:
-    ``[B, N]`` bool; live: ``[B, K]`` bool; running is set to whether any video is still active. Five
-    launches: the reduce and the update (a program per block of columns of each centroid: the mean of its
-    partial sums, normalised for cosine, or the farthest point for the first empty cluster; its bfloat16
-    pieces), the pass (assignment; it lists the points that change the sums), the sums (a program per pass
-    program's block of columns) and the finish (one program per video: counts, inertia, farthest point,
-    convergence) per pass. No host syncs. Returns the state."""
+    ``[B, N]`` bool; num_clusters: ``[B]`` int64, the clusters in use (the first ones); running is set to
+    whether any video is still active. Five launches: the reduce and the update (a program per block of
+    columns of each centroid: the mean of its partial sums, normalised for cosine, or the farthest point for
+    the first empty cluster; its bfloat16 pieces), the pass (assignment; it lists the points that change
+    the sums), the sums (a program per pass program's block of columns) and the finish (one program per
+    video: counts, inertia, farthest point, convergence) per pass. No host syncs. Returns the state."""
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
@@ -199,12 +199,12 @@ def lloyd_steps(x, scale, sq_norms, mask, live, centroids, labels, slots, counts
     move_counts = torch.empty(b, tiles, dtype=torch.int32, device=x.device)
     sumsq = torch.empty(b, k, chunks, device=x.device)
     for _ in range(steps):
-        _reduce_kernel[(b, k, chunks)](x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, live, active,
-                                       iterations, running, n, programs, k, D=d, KP=kp, STATS=STATS,
-                                       BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
-        _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, live, active, iterations, k,
-                                       chunks, D=d, KP=kp, BLOCK_D=REDUCE_D, BLOCK_C=triton.next_power_of_2(chunks),
-                                       PIECES=pieces_n, COSINE=cosine)
+        _reduce_kernel[(b, k, chunks)](x, scale, slots, part_stats, sums, counts, far, centroids, sumsq,
+                                       num_clusters, active, iterations, running, n, programs, k, D=d, KP=kp,
+                                       STATS=STATS, BLOCK_P=BLOCK_P, BLOCK_D=REDUCE_D)
+        _update_kernel[(b, k, chunks)](centroids, sumsq, counts, far, pieces, bias, num_clusters, active,
+                                       iterations, k, chunks, D=d, KP=kp, BLOCK_D=REDUCE_D,
+                                       BLOCK_C=triton.next_power_of_2(chunks), PIECES=pieces_n, COSINE=cosine)
         _pass_kernel[(programs, b)](x, scale, sq_norms, mask, pieces, bias, active, iterations, labels, moves,
                                     move_counts, part_counts, part_stats, n, k, rows, tiles, D=d, KP=kp, STATS=STATS,
                                     BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PIECES=pieces_n, num_warps=NUM_WARPS,
@@ -252,19 +252,19 @@ if triton is not None:
         return acc
 
     @triton.jit
-    def _centroid_case(counts, far, live, v, k, K, KP: tl.constexpr):
+    def _centroid_case(counts, far, num_clusters, v, k, K, KP: tl.constexpr):
         """For centroid k of video v after a pass: (re-seed it at the farthest point: it is the video's first
         empty cluster in use and that point is off its centroid; take the mean: it has members; its count)."""
         ks = tl.arange(0, KP)
         cnts = tl.load(counts + v * KP + ks, mask=ks < K, other=1)
-        lv = tl.load(live + v * K + ks, mask=ks < K, other=0) != 0
+        lv = ks < tl.load(num_clusters + v)
         cnt = tl.sum(tl.where(ks == k, cnts, 0), 0)
         reseed = (tl.min(tl.where((cnts == 0) & lv, ks, KP), 0) == k) & (tl.load(far + 2 * v) > 0)
         return reseed, (cnt > 0) & ~reseed, cnt
 
     @triton.jit
-    def _reduce_kernel(x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, live, active, iterations,
-                       running, N, P, K, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
+    def _reduce_kernel(x, scale, slots, part_stats, sums, counts, far, centroids, sumsq, num_clusters, active,
+                       iterations, running, N, P, K, D: tl.constexpr, KP: tl.constexpr, STATS: tl.constexpr,
                        BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of cluster k of video v: its sums from the last
         pass's partial sums in the slots written (whole after the initial assignment, changes added after),
@@ -282,7 +282,7 @@ if triton is not None:
             c = tl.load(row, mask=inside, other=0.0)
             done = tl.load(iterations + v)  # -1 before the initial assignment, 0 after it
             if done >= 0:
-                reseed, mean, cnt = _centroid_case(counts, far, live, v, k, K, KP)
+                reseed, mean, cnt = _centroid_case(counts, far, num_clusters, v, k, K, KP)
                 total = sums + (v * K + k) * D + cols
                 acc = tl.load(total, mask=inside & (done > 0), other=0.0)
                 for p0 in range(0, P, BLOCK_P):
@@ -300,7 +300,7 @@ if triton is not None:
             tl.store(sumsq + (v * K + k) * tl.num_programs(2) + j, tl.sum(c * c, 0))
 
     @triton.jit
-    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, live, active, iterations, K, CHUNKS,
+    def _update_kernel(centroids, sumsq, counts, far, pieces, bias, num_clusters, active, iterations, K, CHUNKS,
                        D: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr,
                        PIECES: tl.constexpr, COSINE: tl.constexpr):
         """Program (v, k, j): columns ``j * BLOCK_D ...`` of centroid k of video v normalised (cosine, means
@@ -314,7 +314,7 @@ if triton is not None:
             norm_sq = tl.sum(tl.load(sumsq + (v * K + k) * CHUNKS + js, mask=js < CHUNKS, other=0.0), 0)
             div = 1.0
             if COSINE:
-                mean = _centroid_case(counts, far, live, v, k, K, KP)[1] & (tl.load(iterations + v) >= 0)
+                mean = _centroid_case(counts, far, num_clusters, v, k, K, KP)[1] & (tl.load(iterations + v) >= 0)
                 div = tl.where(mean, tl.maximum(tl.sqrt(norm_sq), 1e-12), 1.0)
             cols = j * BLOCK_D + tl.arange(0, BLOCK_D)
             inside = cols < D
@@ -329,7 +329,7 @@ if triton is not None:
                 tl.store(out + K * D, c2, mask=inside)
             if PIECES > 2:
                 tl.store(out + 2 * K * D, c3, mask=inside)
-            in_use = tl.load(live + v * K + k) != 0
+            in_use = k < tl.load(num_clusters + v)
             tl.store(bias + v * K + k, tl.where(in_use, 0.5 * norm_sq / (div * div), float("inf")), mask=j == 0)
 
     @triton.jit

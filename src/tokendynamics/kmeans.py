@@ -276,10 +276,9 @@ def lloyd(
     graphs.
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
-    live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
-    args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
     graphs = cudagraphs.enabled(dev)
     if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
+        args = (feats.x, feats.scale, feats.sq_norms, feats.mask, num_clusters.contiguous())  # kernels index it
         kernels = _kernels()
         step, fields = kernels.lloyd_steps, kernels.RESULT
         consts = dict(cosine=metric == "cosine", tol=tol, max_iters=max_iters, steps=kernels.STEPS)
@@ -289,7 +288,8 @@ def lloyd(
     else:
         if feats.x.dtype != torch.float32:
             feats = dataclasses.replace(feats, x=feats.x.float())
-            args = (feats.x, *args[1:])
+        live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
+        args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
         step, consts, fields = _lloyd_step, dict(metric=metric, tol=tol), (0, 1, 3, 5)
         labels, dist = _assign(feats, init, live)
         state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
