@@ -277,7 +277,8 @@ def lloyd(
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
     graphs = cudagraphs.enabled(dev)
-    if feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n):
+    on_triton = feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n)
+    if on_triton:
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, num_clusters.contiguous())  # kernels index it
         kernels = _kernels()
         step, fields = kernels.lloyd_steps, kernels.RESULT
@@ -294,25 +295,26 @@ def lloyd(
         labels, dist = _assign(feats, init, live)
         state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
                  torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev))
-        key, launches = None, max_iters
-    watch = _Watch(dev)
+        launches = max_iters
+    watch = _Watch(dev, lagged=on_triton)
     for _ in range(launches):
         state = cudagraphs.run(step, *args, *state, carry=True, **consts)
         if watch.stopped(state[-1]):
             break
-    if key is not None and graphs:  # the graph's own buffers: the next clustering of this shape copies nothing
+    if on_triton and graphs:  # the graph's own buffers: the next clustering of this shape copies nothing
         cudagraphs.keep(key, state)
     centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in fields)
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
 
 
 class _Watch:
-    """Reads the iterations' ``running`` flag (a 0-d bool on the device). On CUDA each iteration's flag is
-    copied to pinned host memory behind it and read one iteration late, so the host queues the next
-    iteration (a no-op for converged videos) before it waits; elsewhere it is read at once."""
+    """Reads the iterations' ``running`` flag (a 0-d bool on the device). With ``lagged`` (on CUDA) each
+    launch's flag is copied to pinned host memory behind it and read one launch late, so the host queues the
+    next launch before it waits: for the Triton kernels, whose launches past convergence do next to nothing.
+    Otherwise it is read at once (a PyTorch iteration past convergence would cost a whole iteration)."""
 
-    def __init__(self, device: torch.device):
-        self.lag = int(device.type == "cuda")
+    def __init__(self, device: torch.device, lagged: bool):
+        self.lag = int(lagged and device.type == "cuda")
         self.host = torch.zeros(self.lag + 1, dtype=torch.bool, pin_memory=bool(self.lag))
         self.ready = [torch.cuda.Event() for _ in range(2 * self.lag)]
         self.seen = 0
