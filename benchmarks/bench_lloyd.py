@@ -119,7 +119,8 @@ def profile(x, k, iterations=25):
 
 def timeline(call):
     """Print where one ``call``'s wall time goes on the device: busy in kernels and copies, idle before
-    the first, between them, and after the last."""
+    the first, between them, and after the last. The profiler slows the host, so the idle times are upper
+    bounds; the busy time is the device's own."""
     import json
     import tempfile
 
