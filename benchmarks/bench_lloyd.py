@@ -134,7 +134,7 @@ def timeline(call):
             torch.cuda.synchronize()
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         prof.export_chrome_trace(f.name)
-        trace = json.load(open(f.name))["traceEvents"]
+        trace = json.loads(Path(f.name).read_text())["traceEvents"]
     start, end = next((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "call" and "dur" in e)
     work = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
     busy = gaps = 0.0

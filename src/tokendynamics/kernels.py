@@ -385,11 +385,12 @@ if triton is not None:
             read = ((moved | whole) & valid).to(tl.int32)
             adds = tl.maximum(adds, tl.max(read, 0))
             tl.store(labels + v * N + rows, label.to(tl.int64), mask=inside)
-            listed = moves + (v * TILES + t0 // ROWS) * 3 * BLOCK_N + tl.cumsum(read, 0) - 1
+            tile_id = v * TILES + t0 // ROWS
+            listed = moves + tile_id * 3 * BLOCK_N + tl.cumsum(read, 0) - 1
             tl.store(listed, rows, mask=read != 0)
             tl.store(listed + BLOCK_N, old.to(tl.int32), mask=read != 0)
             tl.store(listed + 2 * BLOCK_N, label.to(tl.int32), mask=read != 0)
-            tl.store(move_counts + v * TILES + t0 // ROWS, tl.sum(read, 0))
+            tl.store(move_counts + tile_id, tl.sum(read, 0))
             sq = tl.load(sq_norms + v * N + rows, mask=inside, other=0.0)
             dist = tl.where(valid, tl.maximum(sq - 2.0 * best, 0.0), 0.0)
             inertia += tl.sum(dist, 0)
@@ -424,12 +425,13 @@ if triton is not None:
         acc = tl.zeros([KP, BLOCK_D], dtype=tl.float32)
         listed = 0
         for t0 in range(p * ROWS, n_end, P * ROWS):
-            count = tl.load(move_counts + v * TILES + t0 // ROWS)
+            tile_id = v * TILES + t0 // ROWS
+            count = tl.load(move_counts + tile_id)
             listed += count
             for m0 in range(0, count, BLOCK_M):
                 ms = m0 + tl.arange(0, BLOCK_M)
                 use = ms < count
-                entry = moves + (v * TILES + t0 // ROWS) * 3 * BLOCK_N + ms
+                entry = moves + tile_id * 3 * BLOCK_N + ms
                 rows = tl.load(entry, mask=use, other=0)
                 old = tl.load(entry + BLOCK_N, mask=use, other=-1)
                 new = tl.load(entry + 2 * BLOCK_N, mask=use, other=-1)
