@@ -76,8 +76,10 @@ def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None) -> F
     x = cudagraphs.stage(x) if cudagraphs.enabled(x.device) else x
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    xf = x.float()
-    sq = torch.einsum("bnd,bnd->bn", xf, xf)
+    if x.dtype == torch.float32:
+        sq = torch.einsum("bnd,bnd->bn", x, x)
+    else:  # one fused pass over the bfloat16 points (a float32 copy would be twice their size)
+        sq = torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32).square()
     if metric == "cosine":
         scale = sq.sqrt().clamp_min(1e-12).reciprocal()
         sq = (sq > 0).float()
