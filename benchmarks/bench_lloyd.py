@@ -136,7 +136,8 @@ def timeline(call):
         prof.export_chrome_trace(f.name)
         trace = json.loads(Path(f.name).read_text())["traceEvents"]
     start, end = next((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "call" and "dur" in e)
-    work = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
+    device_work = ("kernel", "gpu_memcpy", "gpu_memset")
+    work = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") in device_work)
     busy = gaps = 0.0
     last = work[0][0]
     for a, b in work:

@@ -156,7 +156,8 @@ def lloyd_start(x: torch.Tensor, init: torch.Tensor, state: tuple | None = None)
 
 
 RESULT = (0, 1, 5, 7)  # where a state holds the centroids, labels, inertia and iterations
-STATS = 5  # per pass program: labels changed, inertia, farthest distance and index, whether it wrote its slot
+STATS = 5  # per pass program: labels changed, inertia, farthest distance and index, whether its points change
+           # the cluster sums (then the sums kernel wrote its slot, which the reduce reads)
 
 
 def _rows(n: int, programs: int) -> int:
