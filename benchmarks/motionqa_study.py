@@ -2,8 +2,14 @@
 the same token budgets, training-free and fine-tuned (stage 2). Raw results go to ``OUT/results.jsonl``.
 
     python benchmarks/motionqa_study.py data   OUT [--videos 10000]
+    python benchmarks/motionqa_study.py cache  OUT --frames 8     # every split's frame cache (optional)
     python benchmarks/motionqa_study.py stage1 OUT [--steps N | --minutes M] [--batch-size 32 --lr 5e-4]
     python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
+        [--llm lora|full|frozen]      # how the LLM trains in stage 2 (train.TrainConfig.llm)
+
+Stage 2 trains each reducer with the host as the paper does (LoRA adapters on the LLM by default). The
+equal-steps control is the reducer ``full`` in ``--reducers``: full tokens trained the same further steps
+with the same recipe; ``benchmarks/motionqa_report.py`` sets every result beside it.
 
 Models answer with the option's text after the question and are scored by each option's likelihood
 (``eval --mode likelihood``): a model trained from scratch learns that far sooner than the letter
@@ -43,12 +49,21 @@ def data(a) -> None:
                       arrays=True, mp4=not a.no_mp4, workers=a.workers)
 
 
+def cache(a) -> None:
+    """Build the frame caches that training and evaluation map (so that jobs side by side share them)."""
+    from tokendynamics.data import QADataset
+
+    for split in ("train", "test"):
+        QADataset(a.out / "mqa" / f"{split}.jsonl", a.out / "mqa", a.frames, prefer_arrays=True,
+                  cache_dir=a.frame_cache)
+
+
 def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test", batch=64) -> dict:
     report = evaluate(EvalConfig(model=str(model), data=str(a.out / "mqa" / f"{split}.jsonl"),
                                  video_root=str(a.out / "mqa"), compressor=compressor,
                                  num_tokens=num_tokens, compressor_options=options or {},
                                  frames=a.frames, batch_size=batch, workers=a.workers,
-                                 mode="likelihood"))
+                                 mode="likelihood", frame_cache=a.frame_cache))
     content = [t for t in report["per_type"] if t in CONTENT_TYPES]
     motion = [t for t in report["per_type"] if t not in content]
     def share(types):
@@ -57,12 +72,15 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
         return dict(n=n, accuracy=round(right / n, 4) if n else None, ci95=td.evaluate.wilson(round(right), n))
     return dict(overall=report["overall"], content=share(content), motion=share(motion),
                 per_type={t: b["accuracy"] for t, b in report["per_type"].items()},
+                per_type_n={t: b["n"] for t, b in report["per_type"].items()},
+                picks=[r["pick"] for r in report["records"]],
                 visual_tokens=report["visual_tokens"], questions_per_second=report["questions_per_second"])
 
 
 def _train(a, output, **kw) -> dict:
     cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
-                      frames=a.frames, workers=a.workers, seed=a.seed, target="text", **kw)
+                      frames=a.frames, workers=a.workers, seed=a.seed, target="text",
+                      frame_cache=a.frame_cache, **kw)
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
     summary = train(cfg)
@@ -76,7 +94,7 @@ def stage1(a) -> None:
         start = time.perf_counter()
         log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed)
         record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log)
-    settings = dict(model=str(host), compressor="full", num_tokens=None, full_finetune=True,
+    settings = dict(model=str(host), compressor="full", num_tokens=None, llm="full",
                     batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
     steps = a.steps
@@ -99,30 +117,34 @@ def _budgets(a) -> list[tuple[str, int | None, dict]]:
 
 def stage2(a) -> None:
     model = Path(a.model)
-    for tag, k, size in _budgets(a):
+    budgets = _budgets(a)
+    for tag, k, size in budgets:
         for name in a.reducers:
-            if size and name not in ADAPTIVE:
-                continue
+            if size and name not in ADAPTIVE or name == "full" and (tag, k, size) != budgets[0]:
+                continue  # full tokens (the control) once, not per budget
+            tag_k = ("full", None) if name == "full" else (tag, k)
             options = {**size, **({"seed": a.seed} if name == "random_prune" else {}),
                        **(a.options if name == "token_dynamics" else {})}
-            label = dict(reducer=name, k=k, budget=tag, options=options, variant=a.label)
-            if a.training_free:
+            label = dict(reducer=name, k=tag_k[1], budget=tag_k[0], options=options, variant=a.label, llm=a.llm)
+            if a.training_free and name != "full":
                 record(a.out, run="training-free", **label, test=_eval(a, model, name, k, options))
-            if name in a.finetune:
-                output = a.out / "-".join(filter(None, ["stage2", name, tag, a.label]))
-                result = _train(a, output, model=str(model), compressor=name, num_tokens=k,
+            if name in a.finetune or name == "full":
+                output = a.out / "-".join(filter(None, ["stage2", name, tag_k[0], a.llm, a.label]))
+                result = _train(a, output, model=str(model), compressor=name, num_tokens=tag_k[1],
                                 compressor_options=options, batch_size=a.batch_size, lr=a.lr, steps=a.steps,
-                                warmup=20, log_every=25, save_every=10 ** 6)
+                                llm=a.llm, warmup=20, log_every=25, save_every=10 ** 6)
                 record(a.out, run="fine-tuned", **label, **result, test=_eval(a, output / "model"))
                 if name == "token_dynamics" and a.keep:
+                    adapter = output / "adapter"
                     save_stage2(CompressedLlavaOnevision.from_pretrained(output / "model"),
-                                a.out / "-".join(filter(None, ["token_dynamics", tag, a.label])))
+                                a.out / "-".join(filter(None, ["token_dynamics", tag, a.llm, a.label])),
+                                adapter if adapter.is_dir() else None)
                 shutil.rmtree(output, ignore_errors=True)  # the host copy is large; results are recorded
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=["data", "stage1", "stage2"])
+    p.add_argument("stage", choices=["data", "cache", "stage1", "stage2"])
     p.add_argument("out", type=Path)
     p.add_argument("--videos", type=int, default=10000)
     p.add_argument("--no-mp4", action="store_true", help="frame archives only (machines without PyAV)")
@@ -136,6 +158,10 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--model")
+    p.add_argument("--llm", choices=["lora", "full", "frozen"], default="lora",
+                   help="stage 2: how the LLM trains with the reducer")
+    p.add_argument("--no-frame-cache", dest="use_cache", action="store_false",
+                   help="read frame archives in every step instead of OUT/frame-cache (data.framecache)")
     p.add_argument("--reducers", nargs="+", default=list(td.compressors))
     p.add_argument("--finetune", nargs="*", default=list(td.compressors))
     p.add_argument("--ks", nargs="*", type=int, default=[8, 32])
@@ -148,7 +174,8 @@ def main():
     p.add_argument("--no-training-free", dest="training_free", action="store_false")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    {"data": data, "stage1": stage1, "stage2": stage2}[a.stage](a)
+    a.frame_cache = str(a.out / "frame-cache") if a.use_cache else None
+    {"data": data, "cache": cache, "stage1": stage1, "stage2": stage2}[a.stage](a)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,8 @@ def test_two_processes_match_one(setup, tmp_path):
 def test_bad_settings_are_refused(setup, tmp_path):
     root, host = setup
     with pytest.raises(ValueError, match="nothing to train"):
-        train(_train_cfg(root, host, tmp_path / "x", compressor="uniform_pool", train_projector=False))
+        train(_train_cfg(root, host, tmp_path / "x", compressor="uniform_pool", train_projector=False,
+                         llm="frozen"))
     with pytest.raises(ValueError, match="larger than the dataset"):
         train(_train_cfg(root, host, tmp_path / "y", batch_size=64))
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -110,7 +111,7 @@ def test_wilson_interval():
 
 def test_lora_adapters_are_trained_and_merged_into_the_saved_model(setup, tmp_path):
     root, host = setup
-    train(_train_cfg(root, host, tmp_path / "lora", compressor="uniform_pool", steps=2, lora=True, lora_rank=4,
+    train(_train_cfg(root, host, tmp_path / "lora", compressor="uniform_pool", steps=2, llm="lora", lora_rank=4,
                      train_projector=False))
     tuned = CompressedLlavaOnevision.from_pretrained(tmp_path / "lora" / "model", compressor="full")
     base = CompressedLlavaOnevision.from_pretrained(host, compressor="full")
@@ -124,7 +125,7 @@ def test_lora_adapters_are_trained_and_merged_into_the_saved_model(setup, tmp_pa
 
 def test_text_target_trains_for_likelihood_scoring(setup, tmp_path):
     root, host = setup
-    summary = train(_train_cfg(root, host, tmp_path / "text", steps=2, target="text", full_finetune=True))
+    summary = train(_train_cfg(root, host, tmp_path / "text", steps=2, target="text", llm="full"))
     assert summary["steps"] == 2
     report = evaluate(EvalConfig(model=str(tmp_path / "text" / "model"), data=str(root / "mqa/test.jsonl"),
                                  video_root=str(root / "mqa"), frames=8, workers=0, mode="likelihood"))
@@ -180,3 +181,82 @@ def test_gpu_training_attention_gives_finite_gradients_at_the_cudnn_nan_length()
     for got, want in zip(grads(TRAINING_ATTENTION, torch.bfloat16), reference):
         assert torch.isfinite(got).all()
         assert torch.allclose(got[:, :, 10:], want[:, :, 10:], atol=0.05, rtol=0.05)
+
+
+def test_the_llm_trains_by_default_and_the_recipe_is_saved(setup, tmp_path):
+    from tokendynamics.models.builtin import apply_stage2, save_stage2
+    from tokendynamics.models.recipe import load_recipe
+
+    root, host = setup
+    train(_train_cfg(root, host, tmp_path / "run", steps=2, lora_rank=4, target="text"))
+    saved = tmp_path / "run" / "model"
+    recipe = load_recipe(saved)
+    assert recipe["llm"] == "lora" and recipe["frames"] == 8 and recipe["answer_mode"] == "likelihood"
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+    merged = CompressedLlavaOnevision.from_pretrained(saved).eval()
+    base = CompressedLlavaOnevision.from_pretrained(host, compressor="full")
+    q = "model.language_model.layers.0.mlp.up_proj.weight"
+    assert not torch.equal(merged.host.state_dict()[q], base.host.state_dict()[q])  # MLP adapters too
+    # what ships (reducer, projector, adapters, recipe) rebuilds the merged model on its stage-1 host
+    save_stage2(merged, tmp_path / "stage2", tmp_path / "run" / "adapter")
+    rebuilt = apply_stage2(base, tmp_path / "stage2").eval()
+    assert rebuilt.recipe == recipe
+    video = torch.randint(0, 255, (8, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        want = merged([video], ["What moves?"]).logits
+        got = rebuilt([video], ["What moves?"]).logits
+    torch.testing.assert_close(got, want, atol=2e-2, rtol=2e-2)  # adapters shipped in bfloat16
+    # evaluation takes the frames and the scoring from the recipe
+    report = evaluate(EvalConfig(model=str(saved), data=str(root / "mqa/test.jsonl"), video_root=str(root / "mqa"),
+                                 workers=0))
+    assert report["config"]["frames"] == 8 and report["config"]["mode"] == "likelihood"
+
+
+def test_frozen_llm_is_the_ablation(setup, tmp_path):
+    root, host = setup
+    train(_train_cfg(root, host, tmp_path / "frozen", steps=2, llm="frozen"))
+    tuned = CompressedLlavaOnevision.from_pretrained(tmp_path / "frozen" / "model")
+    base = CompressedLlavaOnevision.from_pretrained(host, compressor="full")
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(tuned.host.state_dict()[q], base.host.state_dict()[q])
+    assert not (tmp_path / "frozen" / "adapter").exists()
+    with pytest.raises(ValueError, match="llm must be one of"):
+        _train_cfg(root, host, tmp_path / "bad", llm="half")
+
+
+def test_cli_llm_flags(setup, tmp_path):
+    root, host = setup
+    common = ["train", "--model", str(host), "--data", str(root / "mqa/train.jsonl"), "--video-root",
+              str(root / "mqa"), "--reducer", "uniform_pool", "--frames", "8", "--workers", "0", "--steps", "1",
+              "--batch-size", "2", "--warmup", "0"]
+    assert main(common + ["--freeze-llm", "--output", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "model" / "tokendynamics_recipe.json").read_text())["llm"] == "frozen"
+    with pytest.raises(SystemExit):
+        main(common + ["--freeze-llm", "--full-finetune", "--output", str(tmp_path / "b")])
+
+
+def test_frame_cache_gives_the_frames_of_the_files(setup, tmp_path):
+    from tokendynamics.data import QADataset
+
+    root, _ = setup
+    plain = QADataset(root / "mqa/train.jsonl", root / "mqa", 8, prefer_arrays=True)
+    cached = QADataset(root / "mqa/train.jsonl", root / "mqa", 8, prefer_arrays=True, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("frames-*.npy"))) == 2  # the frames and the rows
+    for i in range(len(plain)):
+        assert torch.equal(plain[i]["frames"], cached[i]["frames"])
+    again = QADataset(root / "mqa/train.jsonl", root / "mqa", 8, prefer_arrays=True, cache_dir=tmp_path)
+    assert again.cache[0] == cached.cache[0]  # built once, then mapped
+    other = QADataset(root / "mqa/train.jsonl", root / "mqa", 4, prefer_arrays=True, cache_dir=tmp_path)
+    assert other.cache[0] != cached.cache[0] and other[0]["frames"].shape[0] == 4
+
+
+def test_models_load_by_name(tmp_path):
+    from tokendynamics.models import load_model
+
+    with pytest.raises(FileNotFoundError, match="is not a directory, a hub name"):
+        load_model(str(tmp_path / "missing" / "model"))
+    with pytest.raises(ValueError, match="unknown built-in variant 'nope'; shipped: full, token_dynamics-8"):
+        load_model("builtin:nope")
+    model = load_model("builtin:token_dynamics-8")
+    assert model.reducer.name == "token_dynamics" and model.recipe["llm"] == "lora"
+    assert load_model("builtin", "tome", 4).reducer.name == "tome"

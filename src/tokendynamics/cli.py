@@ -44,10 +44,11 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
-    p.add_argument("--model", required=True, help="LLaVA-OneVision checkpoint: a directory or a hub name")
+    p.add_argument("--model", required=True, help="LLaVA-OneVision checkpoint: a directory, a hub name, or a "
+                   "built-in model ('builtin', 'builtin:token_dynamics-8')")
     p.add_argument("--data", required=True, help="QA JSON Lines")
     p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
-    p.add_argument("--compressor", required=required_compressor,
+    p.add_argument("--reducer", "--compressor", dest="compressor", required=required_compressor,
                    help="a reducer of td.compressors or 'full'" + ("" if required_compressor else
                                                                    " (default: the one saved with the model)"))
     p.add_argument("--num-tokens", type=_positive, default=8, help="tokens kept per video (fixed length)")
@@ -56,10 +57,13 @@ def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
     p.add_argument("--max-tokens", type=_positive, help="adaptive length: most tokens per video")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a reducer option (value read as JSON where it parses), repeatable")
-    p.add_argument("--frames", type=_positive, default=32, help="frames sampled per video")
+    p.add_argument("--frames", type=_positive, default=None,
+                   help="frames sampled per video (default: the model's recipe, else 32)")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable videos (counted) instead of stopping")
     p.add_argument("--no-arrays", action="store_true", help="decode videos even where .npz frames exist")
+    p.add_argument("--frame-cache", metavar="DIR", help="keep every video's sampled frames in one array file in "
+                   "DIR (built on first use, shared by runs side by side)")
 
 
 def _reducer_settings(args) -> tuple[int | None, dict]:
@@ -89,11 +93,11 @@ def _train(args, console: Console) -> None:
         model=args.model, data=args.data, video_root=args.video_root, output=args.output,
         compressor=args.compressor, num_tokens=num_tokens, compressor_options=options, frames=args.frames,
         batch_size=args.batch_size, grad_accum=args.grad_accum, steps=args.steps, lr=args.lr,
-        weight_decay=args.weight_decay, warmup=args.warmup, lora=args.lora, lora_rank=args.lora_rank,
-        train_projector=not args.freeze_projector, target=args.target, full_finetune=args.full_finetune,
+        weight_decay=args.weight_decay, warmup=args.warmup, llm=args.llm, lora_rank=args.lora_rank,
+        train_projector=not args.freeze_projector, target=args.target,
         save_every=args.save_every, log_every=args.log_every,
         seed=args.seed, workers=args.workers, prefer_arrays=not args.no_arrays, skip_bad=args.skip_bad,
-        stop_after=args.stop_after))
+        frame_cache=args.frame_cache, stop_after=args.stop_after))
     if _is_main():
         console.print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}; "
                       f"run in {args.output}")
@@ -107,7 +111,7 @@ def _eval(args, console: Console) -> None:
         model=args.model, data=args.data, video_root=args.video_root, compressor=args.compressor,
         num_tokens=num_tokens, compressor_options=options, frames=args.frames, batch_size=args.batch_size,
         mode=args.mode, output=args.output, workers=args.workers, prefer_arrays=not args.no_arrays,
-        skip_bad=args.skip_bad, limit=args.limit))
+        skip_bad=args.skip_bad, limit=args.limit, frame_cache=args.frame_cache))
     if report["processes"] > 1 and not _is_main():
         return
     table = Table(title=f"{report['reducer']['name']}: {report['overall']['n']} questions")
@@ -165,13 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--lr", type=float, default=1e-4)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--warmup", type=int, default=50)
-    train.add_argument("--lora", action="store_true", help="also train LoRA adapters on the LLM (peft)")
+    llm = train.add_mutually_exclusive_group()
+    llm.add_argument("--lora", dest="llm", action="store_const", const="lora",
+                     help="train LoRA adapters on the LLM with the reducer and the projector (the default)")
+    llm.add_argument("--full-finetune", dest="llm", action="store_const", const="full",
+                     help="train every weight: vision tower, projector, reducer and LLM")
+    llm.add_argument("--freeze-llm", dest="llm", action="store_const", const="frozen",
+                     help="train the reducer and the projector alone (an ablation; older releases' default)")
+    train.set_defaults(llm="lora")
     train.add_argument("--lora-rank", type=_positive, default=16)
     train.add_argument("--freeze-projector", action="store_true")
-    train.add_argument("--target", choices=["letter", "text"], default="letter",
+    train.add_argument("--target", choices=["letter", "text"], default=None,
                        help="train to answer with the option letter, or with the option text (score with "
-                            "eval --mode likelihood)")
-    train.add_argument("--full-finetune", action="store_true", help="train every weight (a model from scratch)")
+                            "eval --mode likelihood); default: the starting model's recipe, else letter")
     train.add_argument("--save-every", type=_positive, default=100, help="checkpoint interval (steps)")
     train.add_argument("--log-every", type=_positive, default=10)
     train.add_argument("--stop-after", type=_positive, help="run at most N steps now, then checkpoint and exit")
@@ -179,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = sub.add_parser("eval", help="evaluate a model with a reducer on QA JSONL")
     _model_args(evaluate, required_compressor=False)
     evaluate.add_argument("--batch-size", type=_positive, default=8)
-    evaluate.add_argument("--mode", choices=["letter", "generate", "likelihood"], default="letter")
+    evaluate.add_argument("--mode", choices=["letter", "generate", "likelihood"], default=None,
+                          help="how answers are scored (default: what the model was trained for, else letter)")
     evaluate.add_argument("--output", help="JSON report path")
     evaluate.add_argument("--limit", type=_positive, help="first N questions only")
     evaluate.add_argument("--seed", type=int, default=0)

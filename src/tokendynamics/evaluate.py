@@ -20,15 +20,18 @@ from rich.progress import Progress
 
 from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa, load_qa
-from .models import CompressedLlavaOnevision
+from .models import load_model
+from .models.recipe import answer_mode
 
 MODES = ("letter", "generate", "likelihood")
+DEFAULT_FRAMES = 32  # for a model that records none
 
 
 @dataclass
 class EvalConfig:
     """Settings of an evaluation run. ``compressor=None`` uses the reducer saved with the model (or full
-    tokens where none was saved)."""
+    tokens where none was saved); ``frames=None`` and ``mode=None`` use what the model was trained with
+    (its recipe), else 32 frames and letter scoring."""
 
     model: str
     data: str
@@ -36,20 +39,22 @@ class EvalConfig:
     compressor: str | None = None
     num_tokens: int | None = 8
     compressor_options: dict = field(default_factory=dict)
-    frames: int = 32
+    frames: int | None = None
     batch_size: int = 8
-    mode: str = "letter"
+    mode: str | None = None
     output: str | None = None
     workers: int = 2
     prefer_arrays: bool = True
     skip_bad: bool = False
     limit: int | None = None
+    frame_cache: str | None = None  # a directory for the sampled frames of every video (data.framecache)
 
     def __post_init__(self):
-        if self.mode not in MODES:
+        if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         for name in ("frames", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            value = getattr(self, name)
+            if (value is not None or name != "frames") and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
 
 
@@ -88,10 +93,13 @@ def evaluate(cfg: EvalConfig) -> dict:
 
     accelerator = make_accelerator()
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    model = CompressedLlavaOnevision.from_pretrained(cfg.model, cfg.compressor, cfg.num_tokens, dtype=dtype,
-                                                     **cfg.compressor_options).to(accelerator.device).eval()
+    model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, dtype=dtype,
+                       **cfg.compressor_options).to(accelerator.device).eval()
+    frames = cfg.frames or model.recipe.get("frames", DEFAULT_FRAMES)
+    mode = cfg.mode or answer_mode(model.recipe)
     items = load_qa(cfg.data)[: cfg.limit]
-    data = QADataset(items, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad)
+    data = QADataset(items, cfg.video_root, frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,
+                     cache_dir=cfg.frame_cache)
     shard = torch.utils.data.Subset(data, range(accelerator.process_index, len(data), accelerator.num_processes))
     loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size, collate_fn=collate_qa,
                                          num_workers=cfg.workers)
@@ -101,14 +109,15 @@ def evaluate(cfg: EvalConfig) -> dict:
         for batch in loader:
             skipped += batch["skipped"]
             if batch["question"]:
-                result = model.choose(batch["frames"], batch["question"], batch["options"], mode=cfg.mode)
+                result = model.choose(batch["frames"], batch["question"], batch["options"], mode=mode)
                 records += _records(model, batch, result)
             bar.advance(task)
     elapsed = time.perf_counter() - start
     records = gather_object(records)
     skipped = sum(gather_object([skipped]))
     seconds = max(gather_object([elapsed]))
-    report = dict(config=asdict(cfg), reducer=model.reducer.config, processes=accelerator.num_processes,
+    report = dict(config=asdict(cfg) | dict(frames=frames, mode=mode), reducer=model.reducer.config,
+                  recipe=model.recipe, processes=accelerator.num_processes,
                   **summarise(sorted(records, key=lambda r: r["index"])), skipped_videos=skipped,
                   seconds=round(seconds, 3), questions_per_second=round(len(records) / seconds, 3) if seconds else None,
                   records=sorted(records, key=lambda r: r["index"]))

@@ -1,16 +1,22 @@
 """Fine-tuning a host video LLM with a reducer on multiple-choice QA, one process or many (``accelerate``).
 
-Trained: the reducer's weights (Token Dynamics' attention), the host's projector, and optionally LoRA
-adapters on the LLM (``peft``); the vision tower and the LLM stay frozen. The loss is that of answering
-with the option's letter (or, ``target="text"``, the option's text after the question alone). Read top to bottom: set up, resume, loop, save.
+The recipe is the paper's: the reducer trains together with the host, the LLM included. ``llm`` says how
+the LLM trains: ``"lora"`` (the default: LoRA adapters on every attention and MLP projection of the LLM,
+through ``peft``, with the reducer's weights and the projector; the vision tower stays frozen),
+``"full"`` (every weight: tower, projector, reducer and LLM) or ``"frozen"`` (the reducer and the projector
+alone: an ablation, and what older releases did). The loss is that of answering with the option's letter
+(or, ``target="text"``, the option's text after the question alone). Read top to bottom: set up, resume,
+loop, save.
 
-    tokendynamics train --model PATH --data train.jsonl --video-root DIR --compressor token_dynamics \\
+    tokendynamics train --model PATH --data train.jsonl --video-root DIR --reducer token_dynamics \\
         --num-tokens 8 --output runs/td8            # or: accelerate launch -m tokendynamics.cli train ...
 
 The batch size is global: with ``n`` processes each takes ``batch_size / n`` of every batch, so runs on
-different process counts see the same batches. A checkpoint (model, optimiser, scheduler, RNG and loop
-state) is written every ``save_every`` steps and a run restarted with the same ``--output`` resumes from it
-(``--stop-after N`` runs N steps and exits, for time-boxed jobs).
+different process counts see the same batches. A checkpoint (trained weights, optimiser, scheduler, RNG and
+loop state) is written every ``save_every`` steps and a run restarted with the same ``--output`` resumes from
+it (``--stop-after N`` runs N steps and exits, for time-boxed jobs). The final model (LoRA adapters merged
+in) goes to ``output/model`` with its recipe (:mod:`.models.recipe`); a LoRA run also keeps its adapters
+alone in ``output/adapter`` (peft's format).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -28,10 +34,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa
-from .models import CompressedLlavaOnevision
+from .models import CompressedLlavaOnevision, load_model
 from .models.prompts import training_pairs
+from .models.recipe import ANSWER_MODES
 
 CHECKPOINT = "checkpoint"
+ADAPTER = "adapter"
+LLM_MODES = ("lora", "full", "frozen")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 @dataclass
@@ -46,7 +56,7 @@ class TrainConfig:
     compressor: str = "token_dynamics"
     num_tokens: int | None = 8
     compressor_options: dict = field(default_factory=dict)
-    frames: int = 32
+    frames: int | None = None  # None: the starting model's recipe, else 32
     batch_size: int = 8
     grad_accum: int = 1
     steps: int = 1000
@@ -54,26 +64,30 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup: int = 50
     max_grad_norm: float = 1.0
-    lora: bool = False
+    llm: str = "lora"  # how the LLM trains: "lora" adapters, "full" (every weight of the host), "frozen"
     lora_rank: int = 16
     train_projector: bool = True
-    full_finetune: bool = False  # every weight of the host too (training a model from scratch)
-    target: str = "letter"  # "letter": answer the options prompt with a letter; "text": the question alone
-    # with the correct option's text (what ``eval --mode likelihood`` scores)
+    target: str | None = None  # "letter": answer the options prompt with a letter; "text": the question
+    # alone with the correct option's text (what ``eval --mode likelihood`` scores); None: the starting
+    # model's recipe, else "letter"
     save_every: int = 100
     log_every: int = 10
     seed: int = 0
     workers: int = 2
     prefer_arrays: bool = True
     skip_bad: bool = False
+    frame_cache: str | None = None  # a directory for the sampled frames of every video (data.framecache)
     mixed_precision: str | None = None  # None: bf16 on GPU, none on CPU
     stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
 
     def __post_init__(self):
         for name in ("frames", "batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if self.target not in ("letter", "text"):
+            value = getattr(self, name)
+            if (value is not None or name != "frames") and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.llm not in LLM_MODES:
+            raise ValueError(f"llm must be one of {list(LLM_MODES)}, got {self.llm!r}")
+        if self.target not in ("letter", "text", None):
             raise ValueError(f"target must be 'letter' or 'text', got {self.target!r}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0):
             raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
@@ -93,20 +107,29 @@ class LoopState:
 
 
 def add_lora(model: CompressedLlavaOnevision, rank: int) -> None:
-    """LoRA adapters (rank ``rank``, alpha ``2 rank``) on the LLM's attention projections."""
+    """LoRA adapters (rank ``rank``, alpha ``2 rank``) on the LLM's attention and MLP projections."""
     from peft import LoraConfig, get_peft_model
 
     lm = model.host.model.language_model
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS)
     model.host.model.language_model = get_peft_model(lm, config)
 
 
-def merge_lora(model: CompressedLlavaOnevision) -> None:
-    """Fold LoRA adapters into the LLM's weights (so the saved model is a plain host checkpoint)."""
+def merge_lora(model: CompressedLlavaOnevision, adapter_dir: Path | None = None) -> None:
+    """Fold LoRA adapters into the LLM's weights (so the saved model is a plain host checkpoint), saving
+    them alone to ``adapter_dir`` first where given."""
     lm = model.host.model.language_model
     if hasattr(lm, "merge_and_unload"):
+        if adapter_dir is not None:
+            lm.save_pretrained(str(adapter_dir))
         model.host.model.language_model = lm.merge_and_unload()
+
+
+def recipe(cfg: TrainConfig) -> dict:
+    """What the saved model records of its training (:mod:`.models.recipe`)."""
+    keys = ("model", "compressor", "num_tokens", "compressor_options", "frames", "target", "llm", "lora_rank",
+            "train_projector", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed")
+    return dict({k: getattr(cfg, k) for k in keys}, answer_mode=ANSWER_MODES[cfg.target])
 
 
 # cuDNN's attention backward returns NaN query gradients on H100/H200 under torch 2.11 when a mask is passed and
@@ -117,16 +140,16 @@ TRAINING_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION
 
 def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Freeze the host, then unfreeze what this run trains; returns those parameters."""
-    model.requires_grad_(cfg.full_finetune)
-    if cfg.lora:
+    model.requires_grad_(cfg.llm == "full")
+    if cfg.llm == "lora":
         add_lora(model, cfg.lora_rank)  # marks only the adapters trainable
     model.reducer.requires_grad_(True)
     if cfg.train_projector:
         model.host.model.multi_modal_projector.requires_grad_(True)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError(f"nothing to train: compressor {cfg.compressor!r} has no weights and the projector "
-                         f"and LoRA are off")
+        raise ValueError(f"nothing to train: reducer {cfg.compressor!r} has no weights, the projector is frozen "
+                         f"and so is the LLM")
     return params
 
 
@@ -164,12 +187,14 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.batch_size % accelerator.num_processes:
         raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
     set_seed(cfg.seed)
-    model = CompressedLlavaOnevision.from_pretrained(cfg.model, cfg.compressor, cfg.num_tokens,
-                                                     **cfg.compressor_options)
+    model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
+    cfg = replace(cfg, frames=cfg.frames or model.recipe.get("frames", 32),
+                  target=cfg.target or model.recipe.get("target", "letter"))
     params = trainable(model, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
-    data = QADataset(cfg.data, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad)
+    data = QADataset(cfg.data, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,
+                     cache_dir=cfg.frame_cache)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                          collate_fn=collate_qa, num_workers=cfg.workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
@@ -236,7 +261,8 @@ def train(cfg: TrainConfig) -> dict:
         accelerator.print(f"stopped at step {state.step} of {cfg.steps}; run again to resume")
     elif accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
-        merge_lora(final)
+        merge_lora(final, output / ADAPTER)
+        final.recipe = recipe(cfg)
         final.save_pretrained(output / "model")
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
         if skipped:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._checks import check_positive_int
+from .framecache import MISSING, build_frame_cache, cache_path, open_frame_cache
 from .video import VideoError, read_video, resize, uniform_indices
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,13 @@ class QADataset(Dataset):
     ``<video>.npz`` frame archives where they exist (MotionQA writes them with ``--arrays``).
     skip_bad: an unreadable video gives ``None`` (logged, counted in ``self.skipped`` of the process that
     read it) instead of raising; :func:`collate_qa` drops such items and counts them.
+    cache_dir: keep the sampled frames of every video in a frame cache there (:mod:`.framecache`: built
+    on first use, then mapped from disk; videos of one size).
     """
 
     def __init__(self, items, video_root: str | Path = ".", num_frames: int = 32,
-                 size: tuple[int, int] | None = None, prefer_arrays: bool = False, skip_bad: bool = False):
+                 size: tuple[int, int] | None = None, prefer_arrays: bool = False, skip_bad: bool = False,
+                 cache_dir: str | Path | None = None):
         self.items = load_qa(items) if isinstance(items, (str, Path)) else list(items)
         self.video_root = Path(video_root)
         if not self.video_root.is_dir():
@@ -123,6 +127,30 @@ class QADataset(Dataset):
         self.num_frames = check_positive_int(num_frames, "num_frames")
         self.size, self.prefer_arrays, self.skip_bad = size, prefer_arrays, skip_bad
         self.skipped: list[str] = []
+        self.cache, self._mapped = None, None
+        if cache_dir is not None:
+            self.cache = self._build_cache(Path(cache_dir))
+
+    def _build_cache(self, directory: Path) -> tuple[Path, dict[str, int]]:
+        """The cache file (built where missing) and the row of each video."""
+        videos = sorted({item.video for item in self.items})
+        target = cache_path(directory, videos, self.video_root, self.num_frames, self.size)
+        if not target.is_file():
+            paths = [self.video_path(QAItem(v, "q", ("a", "b"), 0)) for v in videos]
+            build_frame_cache(paths, target, lambda p: read_frames(p, self.num_frames, self.size), self.skip_bad)
+        rows = open_frame_cache(target)[1]
+        return target, dict(zip(videos, rows.tolist()))
+
+    def _cached(self, item: QAItem) -> torch.Tensor:
+        if self._mapped is None:  # opened in the process that reads (a mapping does not pickle as one)
+            self._mapped = open_frame_cache(self.cache[0])[0]
+        row = self.cache[1][item.video]
+        if row == MISSING:
+            raise VideoError(f"video {item.video!r} could not be read when the frame cache was built")
+        return torch.from_numpy(np.array(self._mapped[row]))
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_mapped": None}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -138,7 +166,8 @@ class QADataset(Dataset):
     def __getitem__(self, index: int) -> dict | None:
         item = self.items[index]
         try:
-            frames = read_frames(self.video_path(item), self.num_frames, self.size)
+            frames = self._cached(item) if self.cache else read_frames(self.video_path(item), self.num_frames,
+                                                                       self.size)
         except VideoError as e:
             if not self.skip_bad:
                 raise

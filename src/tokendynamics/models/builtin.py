@@ -2,8 +2,10 @@
 by this project on MotionQA, shipped with the package so that the demo runs without downloads.
 
 Layout of the shipped files (``tokendynamics/models/builtin/``): ``full/`` is the stage-1 model, trained
-on full video tokens; ``token_dynamics-<K>/`` holds what stage 2 trained with Token Dynamics at K tokens
-(the reducer and the projector), applied on top of ``full/``.
+on full video tokens; ``token_dynamics-<K>/`` holds what stage 2 trained with Token Dynamics at K tokens,
+applied on top of ``full/``: the reducer, the projector, the LLM's LoRA adapters (peft's
+``adapter_config.json`` and ``adapter_model.safetensors``, merged in at load) and the recipe. Both load by
+name: ``load_builtin("token_dynamics-8")``, or ``--model builtin:token_dynamics-8`` on the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .builder import build_llava_onevision
 from .frames import FrameTransform
 from .llava import CompressedLlavaOnevision
 from .prompts import multiple_choice
+from .recipe import load_recipe, save_recipe
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 ARCHITECTURE = dict(image_size=112, patch_size=8, vision_width=192, vision_layers=4, vision_heads=4,
@@ -26,6 +29,7 @@ ARCHITECTURE = dict(image_size=112, patch_size=8, vision_width=192, vision_layer
 DATA = dict(num_frames=32, size=112, seed=0)  # the MotionQA it is trained on
 FRAMES = 8  # frames the shipped model samples from each video (it was trained on 8 of the 32)
 PROJECTOR_NAME = "projector.safetensors"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # peft's LoRA adapter format
 
 
 def corpus(num_scenes: int = 3000) -> list[str]:
@@ -40,13 +44,22 @@ def build_host(out_dir: str | Path, seed: int = 0) -> Path:
     return build_llava_onevision(out_dir, corpus(), seed=seed, **ARCHITECTURE)
 
 
-def save_stage2(model: CompressedLlavaOnevision, directory: str | Path) -> None:
-    """What stage 2 trains (the reducer and the projector), without the rest of the host."""
+def save_stage2(model: CompressedLlavaOnevision, directory: str | Path, adapter: str | Path | None = None) -> None:
+    """What stage 2 trains, without the rest of the host: the reducer, the projector, the LLM's LoRA
+    adapters (``adapter``: the ``adapter`` folder a LoRA run of ``train`` writes) and the recipe."""
     directory = Path(directory)
     model.reducer.save_pretrained(directory)
     projector = model.host.model.multi_modal_projector.state_dict()
-    save_file({k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in projector.items()},
-              str(directory / PROJECTOR_NAME))
+    save_file(_bf16(projector), str(directory / PROJECTOR_NAME))
+    if adapter is not None:
+        (directory / ADAPTER_FILES[0]).write_text((Path(adapter) / ADAPTER_FILES[0]).read_text())
+        save_file(_bf16(load_file(str(Path(adapter) / ADAPTER_FILES[1]))), str(directory / ADAPTER_FILES[1]))
+    if model.recipe:
+        save_recipe(directory, model.recipe)
+
+
+def _bf16(state: dict) -> dict:
+    return {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in state.items()}
 
 
 def variants() -> list[str]:
@@ -56,19 +69,37 @@ def variants() -> list[str]:
 
 def load_builtin(variant: str = "full", compressor: str | None = None, num_tokens: int | None = 8,
                  dtype: torch.dtype = torch.float32, **options) -> CompressedLlavaOnevision:
-    """The built-in model: ``variant="full"`` (stage 1; with ``compressor`` a training-free reducer on it)
-    or a stage-2 variant such as ``"token_dynamics-8"`` (its trained reducer and projector)."""
+    """The built-in model: ``variant="full"`` (stage 1) or a stage-2 variant such as ``"token_dynamics-8"``
+    (its trained reducer, projector and LLM adapters). ``compressor``: a reducer to use instead of the
+    variant's own (training-free on that host), with ``num_tokens`` and options."""
     if variant not in variants():
-        raise ValueError(f"unknown built-in variant {variant!r}; shipped: {variants() or 'none'}")
-    if variant == "full":
-        return CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", compressor or "full", num_tokens,
-                                                        dtype=dtype, **options)
-    model = CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", "full", None, dtype=dtype)
-    stage2 = BUILTIN_DIR / variant
-    model.reducer = Reducer.from_pretrained(stage2).to(dtype)
-    projector = load_file(str(stage2 / PROJECTOR_NAME))
+        raise ValueError(f"unknown built-in variant {variant!r}; shipped: {', '.join(variants()) or 'none'}")
+    model = CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", compressor or "full", num_tokens,
+                                                     dtype=dtype, **options)
+    return model if variant == "full" else apply_stage2(model, BUILTIN_DIR / variant, keep_reducer=compressor is not None)
+
+
+def apply_stage2(model: CompressedLlavaOnevision, directory: str | Path,
+                 keep_reducer: bool = False) -> CompressedLlavaOnevision:
+    """Put what :func:`save_stage2` wrote in ``directory`` into ``model`` (its stage-1 host): the reducer
+    (unless ``keep_reducer``), the projector, the LLM's LoRA adapters (merged) and the recipe."""
+    directory, dtype = Path(directory), model.dtype
+    if not keep_reducer:
+        model.reducer = Reducer.from_pretrained(directory).to(dtype)
+    projector = load_file(str(directory / PROJECTOR_NAME))
     model.host.model.multi_modal_projector.load_state_dict({k: v.to(dtype) for k, v in projector.items()})
+    if (directory / ADAPTER_FILES[0]).is_file():
+        _merge_adapter(model, directory, dtype)
+    model.recipe = load_recipe(directory)
     return model
+
+
+def _merge_adapter(model: CompressedLlavaOnevision, directory: Path, dtype: torch.dtype) -> None:
+    """Fold the LoRA adapters saved in ``directory`` into the LLM's weights."""
+    from peft import PeftModel
+
+    lm = PeftModel.from_pretrained(model.host.model.language_model, str(directory))
+    model.host.model.language_model = lm.merge_and_unload().to(dtype)
 
 
 # ---------------------------------------------------------------- stage 0: the vision tower alone

@@ -25,6 +25,7 @@ from torch import nn
 from ..baselines import Reducer
 from .frames import FrameTransform
 from .prompts import LETTERS, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
+from .recipe import load_recipe, save_recipe
 
 IGNORE = -100
 
@@ -43,12 +44,14 @@ class CompressedLlavaOnevision(nn.Module):
     """A ``LlavaOnevisionForConditionalGeneration`` whose video tokens pass through ``reducer``.
 
     ``CompressedLlavaOnevision.from_pretrained(path, compressor="token_dynamics", num_tokens=8)``; videos are
-    ``uint8 [T, H, W, 3]`` tensors (one per question).
+    ``uint8 [T, H, W, 3]`` tensors (one per question). ``recipe``: how the model was trained (frames,
+    target, ...; see :mod:`.recipe`), ``{}`` for a plain checkpoint.
     """
 
-    def __init__(self, host, tokenizer, transform: FrameTransform, reducer: Reducer):
+    def __init__(self, host, tokenizer, transform: FrameTransform, reducer: Reducer, recipe: dict | None = None):
         super().__init__()
         self.host, self.tokenizer, self.transform, self.reducer = host, tokenizer, transform, reducer
+        self.recipe = dict(recipe or {})
         self.tokenizer.padding_side = "left"
         cfg = host.config.vision_config
         patches = cfg.image_size // cfg.patch_size  # per side, before the host's 2x2 bilinear pooling
@@ -80,16 +83,20 @@ class CompressedLlavaOnevision(nn.Module):
             reducer = Reducer("full", dim, None)
         if reducer.dim != dim:
             raise ValueError(f"the reducer's width ({reducer.dim}) differs from the LLM's ({dim})")
-        model = cls(host, tokenizer, transform, reducer.to(host.dtype))
+        recipe = load_recipe(path) if Path(path).is_dir() else {}
+        model = cls(host, tokenizer, transform, reducer.to(host.dtype), recipe)
         return model.to(device) if device is not None else model
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Host (config and weights), tokenizer, processor settings and reducer (settings and weights)."""
+        """Host (config and weights), tokenizer, processor settings, reducer (settings and weights) and the
+        recipe where there is one."""
         directory = Path(directory)
         self.host.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         self.transform.save_pretrained(directory)
         self.reducer.save_pretrained(directory)
+        if self.recipe:
+            save_recipe(directory, self.recipe)
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,39 @@
+"""What a trained model was trained for, saved beside it (``tokendynamics_recipe.json``): the frames it
+samples, the answer it was trained to give and so how to score it, and how it was trained (which weights,
+steps, learning rate, data). Evaluation and the demo take their defaults from it, so that a model is never
+scored in a mode or at a frame count it was not trained for without being asked to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RECIPE_NAME = "tokendynamics_recipe.json"
+ANSWER_MODES = {"text": "likelihood", "letter": "letter"}  # training target -> the scoring that reads it
+
+
+def load_recipe(directory: str | Path) -> dict:
+    """The recipe saved in ``directory``, or ``{}`` where none was saved (a plain host checkpoint)."""
+    path = Path(directory) / RECIPE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        recipe = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"recipe {str(path)!r} is not valid JSON ({e.msg})") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {str(path)!r} must hold a JSON object")
+    return recipe
+
+
+def save_recipe(directory: str | Path, recipe: dict) -> None:
+    """Write ``recipe`` (JSON-serialisable settings) to ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / RECIPE_NAME).write_text(json.dumps(recipe, indent=2))
+
+
+def answer_mode(recipe: dict, default: str = "letter") -> str:
+    """How to score a model with this recipe: ``"likelihood"`` for one trained to answer with the option's
+    text, ``"letter"`` for one trained on letters (and for one with no recipe)."""
+    return ANSWER_MODES.get(recipe.get("target"), default)
