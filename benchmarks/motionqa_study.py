@@ -45,7 +45,7 @@ def record(out: Path, **entry) -> None:
 
 
 def data(a) -> None:
-    generate_motionqa(a.out / "mqa", a.videos, seed=DATA["seed"], num_frames=DATA["num_frames"], size=DATA["size"],
+    generate_motionqa(a.out / "mqa", a.videos, seed=DATA["seed"], num_frames=DATA["num_frames"], size=a.size,
                       arrays=True, mp4=not a.no_mp4, workers=a.workers)
 
 
@@ -89,11 +89,13 @@ def _train(a, output, **kw) -> dict:
 
 
 def stage1(a) -> None:
-    host = build_host(a.out / "host", seed=a.seed)
+    host = build_host(a.out / "host", seed=a.seed, **a.architecture)
     if a.pretrain_steps:  # stage 0: the vision tower learns colours, shapes and positions per frame
         start = time.perf_counter()
-        log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed)
-        record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log)
+        log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed, dense=a.dense,
+                              position=a.position)
+        record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log,
+               architecture=a.architecture, dense=a.dense, position=a.position)
     settings = dict(model=str(host), compressor="full", num_tokens=None, llm="full",
                     batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
@@ -153,6 +155,11 @@ def main():
     p.add_argument("--frames", type=int, default=DATA["num_frames"], help="frames sampled per video for the model")
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--pretrain-steps", type=int, default=0, help="stage 0 steps for the vision tower (0: none)")
+    p.add_argument("--dense", action="store_true", help="stage 0 also labels every patch's object (colour, shape)")
+    p.add_argument("--position", action="store_true", help="stage 0 also teaches every patch its own row and column")
+    p.add_argument("--size", type=int, default=DATA["size"], help="data: the videos' side in pixels")
+    p.add_argument("--arch", type=json.loads, default={},
+                   help="stage 1: built-in architecture overrides, e.g. '{\"image_size\": 224, \"patch_size\": 16}'")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -175,6 +182,7 @@ def main():
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.frame_cache = str(a.out / "frame-cache") if a.use_cache else None
+    a.architecture = a.arch
     {"data": data, "cache": cache, "stage1": stage1, "stage2": stage2}[a.stage](a)
 
 

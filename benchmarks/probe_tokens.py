@@ -28,12 +28,12 @@ from tokendynamics.data.video import uniform_indices
 from tokendynamics.models import load_model
 
 
-def samples(model, root: Path, frames: int):
+def samples(model, root: Path, frames: int, splits):
     """Per video: tokens ``[T, h, w, D]``, the scene's objects and the sampled frame indices."""
-    scenes = [json.loads(line) for split in ("train", "val", "test")
+    scenes = [json.loads(line) for split in splits
               for line in (root / f"{split}_scenes.jsonl").read_text().splitlines()]
     questions = {}
-    for split in ("train", "val", "test"):
+    for split in splits:
         for line in (root / f"{split}.jsonl").read_text().splitlines():
             q = json.loads(line)
             questions.setdefault(q["video"], []).append(q)
@@ -66,6 +66,7 @@ def main():
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--model", default="builtin")
     p.add_argument("--data", help="an existing MotionQA folder (with .npz archives) instead of generating one")
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="the splits to probe")
     a = p.parse_args()
     model = load_model(a.model).eval()
     frames = model.recipe.get("frames", 8)
@@ -74,7 +75,7 @@ def main():
         generate_motionqa(root, a.videos, seed=a.seed, num_frames=32, size=112, arrays=True, mp4=False,
                           progress=False)
     rows = {k: [] for k in ("cell", "object", "offset", "direction")}
-    for v, (tokens, scene, index, qs) in enumerate(samples(model, root, frames)):
+    for v, (tokens, scene, index, qs) in enumerate(samples(model, root, frames, a.splits)):
         t_, h, w, _ = tokens.shape
         side = scene["size"]
         for t in range(t_):
@@ -98,21 +99,26 @@ def main():
                          for t, (cx, cy) in enumerate(track)]
                 label = q["options"][q["answer"]]
                 rows["direction"].append((v, np.concatenate([cells[0], cells[-1]]), label))
-    held_out = set(range(int(0.7 * a.videos), a.videos))
+    held_out = set(range(int(0.7 * (v + 1)), v + 1))
 
     def split(name, pick):
         train = [(f, pick(y)) for v, f, y in rows[name] if v not in held_out]
         test = [(f, pick(y)) for v, f, y in rows[name] if v in held_out]
+        if len({y for _, y in train}) < 2 or not test:  # too few videos for this probe
+            return None
         return (np.stack([f for f, _ in train]), np.array([y for _, y in train]),
                 np.stack([f for f, _ in test]), np.array([y for _, y in test]))
 
+    def probe_or_nan(data, regression=False):
+        return (float("nan"), float("nan")) if data is None else probe(*data, regression=regression)
+
     results = {
-        "cell row": probe(*split("cell", lambda y: y[0])),
-        "cell column": probe(*split("cell", lambda y: y[1])),
-        "colour at the object's cell": probe(*split("object", lambda y: y[0])),
-        "shape at the object's cell": probe(*split("object", lambda y: y[1])),
-        "offset in the cell (R^2)": probe(*split("offset", lambda y: y), regression=True),
-        "direction from first + last cell": probe(*split("direction", lambda y: y)),
+        "cell row": probe_or_nan(split("cell", lambda y: y[0])),
+        "cell column": probe_or_nan(split("cell", lambda y: y[1])),
+        "colour at the object's cell": probe_or_nan(split("object", lambda y: y[0])),
+        "shape at the object's cell": probe_or_nan(split("object", lambda y: y[1])),
+        "offset in the cell (R^2)": probe_or_nan(split("offset", lambda y: y), regression=True),
+        "direction from first + last cell": probe_or_nan(split("direction", lambda y: y)),
     }
     print(f"{'probe':36s} held-out  chance  (n test)")
     sizes = {"cell row": "cell", "cell column": "cell", "colour at the object's cell": "object",

@@ -260,3 +260,23 @@ def test_models_load_by_name(tmp_path):
     model = load_model("builtin:token_dynamics-8")
     assert model.reducer.name == "token_dynamics" and model.recipe["llm"] == "lora"
     assert load_model("builtin", "tome", 4).reducer.name == "tome"
+
+
+def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
+    import shutil
+
+    from tokendynamics.data.motionqa import COLOURS, SHAPES
+    from tokendynamics.models.builtin import build_host, patch_labels, pretrain_vision
+
+    root, host = setup
+    scene = dict(size=64, objects=[dict(shape="square", colour="red", size="large", radius=16.0, kind="static",
+                                        track=[[16.0, 16.0]] * 3)])
+    colour, shape = patch_labels(scene, 3, 4)  # 16 px patches: the square covers the top-left 2 x 2 of 4 x 4
+    grid = colour.reshape(3, 4, 4)
+    assert (grid[:, :2, :2] == list(COLOURS).index("red")).all() and (grid[:, 2:] == len(COLOURS)).all()
+    assert (shape.reshape(3, 4, 4)[:, :2, :2] == list(SHAPES).index("square")).all()
+    copy = shutil.copytree(host, tmp_path / "host")
+    log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1, dense=True, position=True)
+    assert len(log) == 2 and all(entry["loss"] > 0 for entry in log)
+    with pytest.raises(ValueError, match="unknown architecture field"):
+        build_host(tmp_path / "bad", image_sise=224)

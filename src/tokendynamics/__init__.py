@@ -13,7 +13,7 @@ from .dynamics import CrossDynamicsAttention, MotionFeatures, axis_code
 from .hashing import TokenHashTable, hash_video
 from .baselines import Reducer, compressors
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "Reducer", "TokenDynamics", "TokenDynamicsConfig",
     "TokenHashTable", "axis_code", "compressors", "hash_video", "__version__",

@@ -147,8 +147,9 @@ def _demo_model(args, console, frames, items) -> None:
                       f"({100 * tokens.get(name, 0) / max(tokens.get('full tokens', 1), 1):.1f}% of full), "
                       f"{1000 * seconds[name] / max(n, 1):.0f} ms per question")
     if not args.video:
-        console.print("  (on the full test split: 51.7% with full tokens, 41.8% with Token Dynamics at 8 tokens, "
-                      "chance 20%; see BENCHMARKS.md)")
+        console.print("  (on the full test split: 51.7% with full tokens, 50.3% with Token Dynamics at 8 tokens "
+                      "trained with the LLM, chance 20%; direction and shape stay at chance for both: see "
+                      "BENCHMARKS.md)")
     video, questions = cases[0]
     _demo_leaning(args, console, models["Token Dynamics"], video[uniform_indices(len(video), FRAMES)], questions,
                   picks[:len(questions)])

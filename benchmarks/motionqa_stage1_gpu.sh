@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Stage-1 variants of the built-in model side by side in one GPU call (data per video size, frame caches,
+# then every line of the job file at once, within a time box); results and logs packed into $OUT.
+#   benchmarks/motionqa_stage1_gpu.sh JOB_FILE SECONDS
+set -uo pipefail
+jobs=$1 seconds=$2 work=/tmp/stage1
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+start=$(date +%s)
+lines=$(grep -v -e '^\s*#' -e '^\s*$' "$jobs")
+for size in $(echo "$lines" | awk '{print $1}' | sort -u); do
+  python benchmarks/motionqa_study.py data "$work/data$size" --no-mp4 --workers 16 --size "$size" >/dev/null &
+done
+wait
+for size in $(echo "$lines" | awk '{print $1}' | sort -u); do
+  python benchmarks/motionqa_study.py cache "$work/data$size" --frames 8 >/dev/null &
+done
+wait
+echo "data and caches: $(( $(date +%s) - start )) s"
+mkdir -p "$work/logs"
+while read -r size label rest; do
+  mkdir -p "$work/$label"
+  ln -sfn "$work/data$size/mqa" "$work/$label/mqa"
+  ln -sfn "$work/data$size/frame-cache" "$work/$label/frame-cache"
+  eval "set -- $rest"
+  timeout "$seconds" python benchmarks/motionqa_study.py stage1 "$work/$label" "$@" >"$work/logs/$label.log" 2>&1 &
+done < <(echo "$lines")
+wait
+echo "jobs ended after $(( $(date +%s) - start )) s"
+while read -r size label rest; do  # what the stage-1 tokens hold, on the videos none was trained on
+  [ -d "$work/$label/stage1/model" ] && timeout "${PROBE_SECONDS:-90}" python benchmarks/probe_tokens.py \
+    --model "$work/$label/stage1/model" --data "$work/$label/mqa" --splits val test >"$work/logs/$label-probe.log" 2>&1 &
+done < <(echo "$lines")
+wait
+for f in "$work"/logs/*-probe.log; do echo "$(basename "$f" .log): $(tail -1 "$f")"; done
+for d in "$work"/*/results.jsonl; do
+  label=$(basename "$(dirname "$d")")
+  sed "s/^{/{\"label\": \"$label\", /" "$d"
+done >"$OUT/results.jsonl"
+tar czf "$OUT/logs.tgz" -C "$work" logs
+python - "$OUT/results.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["run"] == "stage1":
+        t = r["test"]
+        print(r["label"], t["overall"]["accuracy"], {k: round(v, 2) for k, v in t["per_type"].items()}, r["seconds"])
+    else:
+        print(r["label"], r["run"], r.get("seconds"), r["log"][-1])
+PY
