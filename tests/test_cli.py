@@ -25,3 +25,18 @@ def test_demo_answers_a_given_question_about_a_given_video(tmp_path, capsys):
 def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
     assert main(["motionqa", "generate", str(tmp_path), "--num-videos", "1", "--size", "101"]) == 2
     assert "size must be an even number" in capsys.readouterr().out
+
+
+def test_flags_name_what_they_expect_and_help_shows_defaults(capsys):
+    import pytest
+
+    from tokendynamics.cli import _interval
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--model", "m", "--data", "d", "--video-root", "v", "--frames", "abc"])
+    assert "--frames: expected a whole number >= 1, got 'abc'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "(default: 1000)" in help_text and "(default: None)" not in help_text
+    assert _interval(-0.00001, 0.2781) == "0.000 to 0.278"

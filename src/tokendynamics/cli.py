@@ -13,10 +13,28 @@ from rich.table import Table
 from . import __version__
 
 def _positive(text: str) -> int:
-    value = int(text)
+    """argparse type: an integer >= 1 (the message names what was expected and what came)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each flag's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _interval(low: float, high: float) -> str:
+    """A 95% interval as printed: ``0.000 to 0.278`` (no minus sign on a rounded zero)."""
+    return f"{max(low, 0.0):.3f} to {min(high, 1.0):.3f}"
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
@@ -48,7 +66,7 @@ def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
                    "built-in model ('builtin', 'builtin:token_dynamics-8')")
     p.add_argument("--data", required=True, help="QA JSON Lines")
     p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
-    p.add_argument("--reducer", "--compressor", dest="compressor", required=required_compressor,
+    p.add_argument("--reducer", "--compressor", dest="compressor", metavar="NAME", required=required_compressor,
                    help="a reducer of td.compressors or 'full'" + ("" if required_compressor else
                                                                    " (default: the one saved with the model)"))
     p.add_argument("--num-tokens", type=_positive, default=8, help="tokens kept per video (fixed length)")
@@ -118,7 +136,7 @@ def _eval(args, console: Console) -> None:
     for column in ("type", "n", "accuracy", "95% CI"):
         table.add_column(column)
     for name, block in [("overall", report["overall"]), *report["per_type"].items()]:
-        table.add_row(name, str(block["n"]), f"{block['accuracy']:.3f}", f"{block['ci95'][0]:.3f}-{block['ci95'][1]:.3f}")
+        table.add_row(name, str(block["n"]), f"{block['accuracy']:.3f}", _interval(*block["ci95"]))
     console.print(table)
     tokens = report["visual_tokens"]
     console.print(f"visual tokens per video: {tokens['mean']:.1f} of {tokens['full_mean']:.0f} "
@@ -135,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tokendynamics", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tokendynamics {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="hash a token video, then answer MotionQA questions with the built-in model, "
+    helpful = dict(formatter_class=_HelpWithDefaults)
+    demo = sub.add_parser("demo", **helpful, help="hash a token video, then answer MotionQA questions with the built-in model, "
                           "full tokens against Token Dynamics; writes key-map and answer pictures")
     demo.add_argument("--frames", type=_positive, default=32)
     demo.add_argument("--dim", type=_positive, default=256, help="token width")
@@ -148,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--question", help="with --video: a question for the built-in model")
     demo.add_argument("--options", nargs="+", help="with --question: the answer options")
     demo.add_argument("--out", default="tokendynamics-demo", help="directory for the key-map pictures")
-    motionqa = sub.add_parser("motionqa", help="the MotionQA benchmark")
+    motionqa = sub.add_parser("motionqa", **helpful, help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
-    gen = mq.add_parser("generate", help="generate MotionQA videos, questions and splits into OUT_DIR")
+    gen = mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits into OUT_DIR")
     gen.add_argument("out_dir", metavar="OUT_DIR")
     gen.add_argument("--num-videos", type=_positive, default=1000)
     gen.add_argument("--seed", type=int, default=0)
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
     gen.add_argument("--no-mp4", action="store_true", help="frame archives only (implies --arrays; no PyAV needed)")
     gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
-    train = sub.add_parser("train", help="fine-tune a LLaVA-OneVision model with a reducer on QA JSONL")
+    train = sub.add_parser("train", **helpful, help="fine-tune a LLaVA-OneVision model with a reducer on QA JSONL")
     _model_args(train, required_compressor=True)
     train.add_argument("--output", required=True, help="run directory: checkpoint, logs, final model/")
     train.add_argument("--batch-size", type=_positive, default=8, help="global batch (split across processes)")
@@ -186,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--log-every", type=_positive, default=10)
     train.add_argument("--stop-after", type=_positive, help="run at most N steps now, then checkpoint and exit")
     train.add_argument("--seed", type=int, default=0)
-    evaluate = sub.add_parser("eval", help="evaluate a model with a reducer on QA JSONL")
+    evaluate = sub.add_parser("eval", **helpful, help="evaluate a model with a reducer on QA JSONL")
     _model_args(evaluate, required_compressor=False)
     evaluate.add_argument("--batch-size", type=_positive, default=8)
     evaluate.add_argument("--mode", choices=["letter", "generate", "likelihood"], default=None,
