@@ -89,13 +89,13 @@ def _train(a, output, **kw) -> dict:
 
 
 def stage1(a) -> None:
-    host = build_host(a.out / "host", seed=a.seed, **a.architecture)
+    host = build_host(a.out / "host", seed=a.seed, **a.arch)
     if a.pretrain_steps:  # stage 0: the vision tower learns colours, shapes and positions per frame
         start = time.perf_counter()
         log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed, dense=a.dense,
                               position=a.position)
         record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log,
-               architecture=a.architecture, dense=a.dense, position=a.position)
+               architecture=a.arch, dense=a.dense, position=a.position)
     settings = dict(model=str(host), compressor="full", num_tokens=None, llm="full",
                     batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
@@ -182,7 +182,6 @@ def main():
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.frame_cache = str(a.out / "frame-cache") if a.use_cache else None
-    a.architecture = a.arch
     {"data": data, "cache": cache, "stage1": stage1, "stage2": stage2}[a.stage](a)
 
 

@@ -21,10 +21,9 @@ from rich.progress import Progress
 from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa, load_qa
 from .models import load_model
-from .models.recipe import answer_mode
+from .models.recipe import answer_mode, recipe_frames
 
 MODES = ("letter", "generate", "likelihood")
-DEFAULT_FRAMES = 32  # for a model that records none
 
 
 @dataclass
@@ -52,9 +51,8 @@ class EvalConfig:
     def __post_init__(self):
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        for name in ("frames", "batch_size"):
-            value = getattr(self, name)
-            if (value is not None or name != "frames") and (not isinstance(value, int) or value < 1):
+        for name in ("batch_size",) + (("frames",) if self.frames is not None else ()):  # None: the recipe's
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
 
 
@@ -95,7 +93,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, dtype=dtype,
                        **cfg.compressor_options).to(accelerator.device).eval()
-    frames = cfg.frames or model.recipe.get("frames", DEFAULT_FRAMES)
+    frames = recipe_frames(model.recipe, cfg.frames)
     mode = cfg.mode or answer_mode(model.recipe)
     items = load_qa(cfg.data)[: cfg.limit]
     data = QADataset(items, cfg.video_root, frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,

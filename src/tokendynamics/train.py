@@ -36,7 +36,7 @@ from ._accelerate import make_accelerator
 from .data.qa import QADataset, collate_qa
 from .models import CompressedLlavaOnevision, load_model
 from .models.prompts import training_pairs
-from .models.recipe import ANSWER_MODES
+from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
 
 CHECKPOINT = "checkpoint"
 ADAPTER = "adapter"
@@ -81,10 +81,10 @@ class TrainConfig:
     stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
 
     def __post_init__(self):
-        for name in ("frames", "batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank"):
-            value = getattr(self, name)
-            if (value is not None or name != "frames") and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        optional = ("frames",) if self.frames is not None else ()  # None: taken from the recipe
+        for name in ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank") + optional:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if self.llm not in LLM_MODES:
             raise ValueError(f"llm must be one of {list(LLM_MODES)}, got {self.llm!r}")
         if self.target not in ("letter", "text", None):
@@ -188,8 +188,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
     set_seed(cfg.seed)
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
-    cfg = replace(cfg, frames=cfg.frames or model.recipe.get("frames", 32),
-                  target=cfg.target or model.recipe.get("target", "letter"))
+    cfg = replace(cfg, frames=recipe_frames(model.recipe, cfg.frames), target=recipe_target(model.recipe, cfg.target))
     params = trainable(model, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))

@@ -136,7 +136,7 @@ class QADataset(Dataset):
         videos = sorted({item.video for item in self.items})
         target = cache_path(directory, videos, self.video_root, self.num_frames, self.size)
         if not target.is_file():
-            paths = [self.video_path(QAItem(v, "q", ("a", "b"), 0)) for v in videos]
+            paths = [self._file(v) for v in videos]
             build_frame_cache(paths, target, lambda p: read_frames(p, self.num_frames, self.size), self.skip_bad)
         rows = open_frame_cache(target)[1]
         return target, dict(zip(videos, rows.tolist()))
@@ -158,7 +158,11 @@ class QADataset(Dataset):
     def video_path(self, item: QAItem) -> Path:
         """The file to read: the video, or its ``.npz`` archive where preferred (or where the video is
         missing and the archive exists)."""
-        path = self.video_root / item.video
+        return self._file(item.video)
+
+    def _file(self, video: str) -> Path:
+        """:meth:`video_path` of a video's relative path."""
+        path = self.video_root / video
         archive = path.with_suffix(".npz")
         use_archive = archive.is_file() and (self.prefer_arrays or not path.exists())
         return archive if use_archive else path
