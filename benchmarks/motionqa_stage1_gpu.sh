@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage-1 variants of the built-in model side by side in one GPU call (data per video size, frame caches,
-# then every line of the job file at once, within a time box); results and logs packed into $OUT.
+# then every line of the job file at once, within a time box of SECONDS from the start); results and logs
+# packed into $OUT.
 #   benchmarks/motionqa_stage1_gpu.sh JOB_FILE SECONDS
 set -uo pipefail
 jobs=$1 seconds=$2 work=/tmp/stage1
@@ -17,18 +18,33 @@ done
 wait
 echo "data and caches: $(( $(date +%s) - start )) s"
 mkdir -p "$work/logs"
-while read -r size label rest; do
-  mkdir -p "$work/$label"
-  ln -sfn "$work/data$size/mqa" "$work/$label/mqa"
-  ln -sfn "$work/data$size/frame-cache" "$work/$label/frame-cache"
-  eval "set -- $rest"
-  timeout "$seconds" python benchmarks/motionqa_study.py stage1 "$work/$label" "$@" >"$work/logs/$label.log" 2>&1 &
-done < <(echo "$lines")
-wait
-echo "jobs ended after $(( $(date +%s) - start )) s"
-while read -r size label rest; do  # what the stage-1 tokens hold, on the videos none was trained on
-  [ -d "$work/$label/stage1/model" ] && timeout "${PROBE_SECONDS:-90}" python benchmarks/probe_tokens.py \
-    --model "$work/$label/stage1/model" --data "$work/$label/mqa" --splits val test >"$work/logs/$label-probe.log" 2>&1 &
+# A line is "SIZE LABEL [stage0|stage1] ARGS": stage-0 lines run first, then the stage-1 ones, whose
+# "--host LABEL" names the host a stage-0 line made. Every job ends by the time box.
+for wave in stage0 stage1; do
+  while read -r size label rest; do
+    stage=stage1
+    case $rest in stage0*|stage1*) stage=${rest%% *}; rest=${rest#"$stage"} ;; esac
+    [ "$stage" = "$wave" ] || continue
+    mkdir -p "$work/$label"
+    ln -sfn "$work/data$size/mqa" "$work/$label/mqa"
+    ln -sfn "$work/data$size/frame-cache" "$work/$label/frame-cache"
+    eval "set -- $rest"
+    args=() ; while [ $# -gt 0 ]; do
+      if [ "$1" = --host ]; then args+=(--host "$work/$2/host"); shift 2; else args+=("$1"); shift; fi
+    done
+    left=$(( seconds - ($(date +%s) - start) ))
+    timeout "$left" python benchmarks/motionqa_study.py "$stage" "$work/$label" "${args[@]}" \
+      >"$work/logs/$label.log" 2>&1 &
+  done < <(echo "$lines")
+  wait
+  echo "$wave ended after $(( $(date +%s) - start )) s"
+done
+while read -r size label rest; do  # what the tokens hold after stage 0 (host) and stage 1, on unseen videos
+  for stage in host stage1/model; do
+    [ -d "$work/$label/$stage" ] && timeout "${PROBE_SECONDS:-90}" python benchmarks/probe_tokens.py \
+      --model "$work/$label/$stage" --data "$work/$label/mqa" --splits test --max-rows 8000 \
+      >"$work/logs/$label-${stage%%/*}-probe.log" 2>&1 &
+  done
 done < <(echo "$lines")
 wait
 for f in "$work"/logs/*-probe.log; do echo "$(basename "$f" .log): $(tail -1 "$f")"; done

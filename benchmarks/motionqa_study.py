@@ -3,7 +3,9 @@ the same token budgets, training-free and fine-tuned (stage 2). Raw results go t
 
     python benchmarks/motionqa_study.py data   OUT [--videos 10000]
     python benchmarks/motionqa_study.py cache  OUT --frames 8     # every split's frame cache (optional)
+    python benchmarks/motionqa_study.py stage0 OUT --pretrain-steps 1000 [--dense --position]  # the host
     python benchmarks/motionqa_study.py stage1 OUT [--steps N | --minutes M] [--batch-size 32 --lr 5e-4]
+        [--host OTHER/host]           # from another run's stage-0 host (else stage 0 first, as above)
     python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
         [--llm lora|full|frozen]      # how the LLM trains in stage 2 (train.TrainConfig.llm)
 
@@ -80,7 +82,7 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
 def _train(a, output, **kw) -> dict:
     cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
                       frames=a.frames, workers=a.workers, seed=a.seed, target="text",
-                      frame_cache=a.frame_cache, **kw)
+                      frame_cache=a.frame_cache, augment=a.augment, **kw)
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
     summary = train(cfg)
@@ -88,7 +90,8 @@ def _train(a, output, **kw) -> dict:
                 seconds=round(time.perf_counter() - start, 1), **summary)
 
 
-def stage1(a) -> None:
+def stage0(a) -> Path:
+    """The untrained host in ``OUT/host``, its vision tower trained alone for ``--pretrain-steps``."""
     host = build_host(a.out / "host", seed=a.seed, **a.arch)
     if a.pretrain_steps:  # stage 0: the vision tower learns colours, shapes and positions per frame
         start = time.perf_counter()
@@ -96,7 +99,12 @@ def stage1(a) -> None:
                               position=a.position)
         record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log,
                architecture=a.arch, dense=a.dense, position=a.position)
-    settings = dict(model=str(host), compressor="full", num_tokens=None, llm="full",
+    return host
+
+
+def stage1(a) -> None:
+    host = a.host or stage0(a)  # --host: the stage-0 host of an earlier run (shared by runs side by side)
+    settings = dict(model=str(host), compressor="full", num_tokens=None, llm="full", vision_lr_scale=a.vision_lr_scale,
                     batch_size=a.batch_size, lr=a.lr, weight_decay=0.01, warmup=a.warmup, log_every=100,
                     save_every=10 ** 6)
     steps = a.steps
@@ -146,7 +154,7 @@ def stage2(a) -> None:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=["data", "cache", "stage1", "stage2"])
+    p.add_argument("stage", choices=["data", "cache", "stage0", "stage1", "stage2"])
     p.add_argument("out", type=Path)
     p.add_argument("--videos", type=int, default=10000)
     p.add_argument("--no-mp4", action="store_true", help="frame archives only (machines without PyAV)")
@@ -160,6 +168,10 @@ def main():
     p.add_argument("--size", type=int, default=DATA["size"], help="data: the videos' side in pixels")
     p.add_argument("--arch", type=json.loads, default={},
                    help="stage 1: built-in architecture overrides, e.g. '{\"image_size\": 224, \"patch_size\": 16}'")
+    p.add_argument("--vision-lr-scale", type=float, default=1.0,
+                   help="stage 1: the vision tower's lr as a share of --lr (0: frozen after stage 0)")
+    p.add_argument("--augment", choices=["hflip", "flip"], help="mirror training videos (train.TrainConfig.augment)")
+    p.add_argument("--host", type=Path, help="stage 1: start from this stage-0 host instead of making one")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -182,7 +194,7 @@ def main():
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.frame_cache = str(a.out / "frame-cache") if a.use_cache else None
-    {"data": data, "cache": cache, "stage1": stage1, "stage2": stage2}[a.stage](a)
+    {"data": data, "cache": cache, "stage0": stage0, "stage1": stage1, "stage2": stage2}[a.stage](a)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def samples(model, root: Path, frames: int, splits):
             video = torch.from_numpy(archive["frames"])
         index = uniform_indices(len(video), frames)
         with torch.no_grad():
-            tokens = model.video_features([video[index]])[0].float().numpy()
+            tokens = model.video_features([video[index].to(model.device)])[0].float().cpu().numpy()
         yield tokens, scene, index, questions[scene["video"]]
 
 
@@ -67,9 +67,10 @@ def main():
     p.add_argument("--model", default="builtin")
     p.add_argument("--data", help="an existing MotionQA folder (with .npz archives) instead of generating one")
     p.add_argument("--max-rows", type=int, default=20000, help="most samples per probe and side (seeded)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="the splits to probe")
     a = p.parse_args()
-    model = load_model(a.model).eval()
+    model = load_model(a.model, device=a.device).eval()
     frames = model.recipe.get("frames", 8)
     root = Path(a.data) if a.data else Path(tempfile.mkdtemp()) / "mqa"
     if not a.data:

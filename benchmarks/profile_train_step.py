@@ -42,7 +42,7 @@ def run(name: str, options: dict, num_tokens, a) -> None:
     model = CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", name, num_tokens, device=a.device,
                                                      **options)
     cfg = TrainConfig(data="", video_root="", output="", model="", compressor=name, num_tokens=num_tokens)
-    params = trainable(model, cfg)
+    params = [p for group in trainable(model, cfg) for p in group["params"]]
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(params, lr=a.lr)
     stream = batches(Path(a.data), a.frames, a.batch_size)

@@ -242,3 +242,25 @@ def test_weight_pictures_light_the_heaviest_row(tmp_path):
     assert png.size == (32, 32)
     with pytest.raises(ValueError, match="weights must be"):
         weight_overlay(frames, key_map, torch.tensor([1.0]))
+
+
+def test_mirror_swaps_direction_words_with_the_pixels():
+    from tokendynamics.data.augment import Mirror, swap_words
+
+    assert swap_words("Left of the top-left box, moving right", {"left": "right", "right": "left"}) == \
+        "Right of the top-right box, moving left"
+    assert swap_words("the leftover bright spot", {"left": "right", "right": "left"}) == "the leftover bright spot"
+    video = torch.zeros(2, 4, 6, 3, dtype=torch.uint8)
+    video[0, 1, 0], video[1, 1, 5] = 255, 255  # a dot moving right along row 1
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        frames, question, options = Mirror(vertical=True)(video, "Does it go up or right?", ["right", "down"])
+        moved_right = bool(frames[0, :, 0].any() and frames[1, :, 5].any())
+        top_bottom = bool(frames[0, 2].any())  # row 1 of 4 mirrored is row 2
+        assert ("right" in options) == moved_right and ("up" in question) == (not top_bottom)
+        assert ("down" in options) == (not top_bottom)
+        seen.add((moved_right, top_bottom))
+    assert len(seen) == 4  # every combination drawn
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        Mirror.named("rotate")

@@ -224,6 +224,22 @@ def test_frozen_llm_is_the_ablation(setup, tmp_path):
         _train_cfg(root, host, tmp_path / "bad", llm="half")
 
 
+def test_a_frozen_tower_stays_and_mirrored_videos_train(setup, tmp_path):
+    root, host = setup
+    train(_train_cfg(root, host, tmp_path / "tower", steps=2, llm="full", vision_lr_scale=0, augment="flip",
+                     compressor="full", num_tokens=None))
+    tuned = CompressedLlavaOnevision.from_pretrained(tmp_path / "tower" / "model").host.state_dict()
+    base = CompressedLlavaOnevision.from_pretrained(host, compressor="full").host.state_dict()
+    tower = [k for k in base if ".vision_tower." in k]
+    assert tower and all(torch.equal(tuned[k], base[k]) for k in tower)
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(tuned[q], base[q])
+    recipe = json.loads((tmp_path / "tower" / "model" / "tokendynamics_recipe.json").read_text())
+    assert recipe["augment"] == "flip" and recipe["vision_lr_scale"] == 0
+    with pytest.raises(ValueError, match="augment must be one of"):
+        _train_cfg(root, host, tmp_path / "bad", augment="rotate")
+
+
 def test_cli_llm_flags(setup, tmp_path):
     root, host = setup
     common = ["train", "--model", str(host), "--data", str(root / "mqa/train.jsonl"), "--video-root",

@@ -112,7 +112,8 @@ def _train(args, console: Console) -> None:
         compressor=args.compressor, num_tokens=num_tokens, compressor_options=options, frames=args.frames,
         batch_size=args.batch_size, grad_accum=args.grad_accum, steps=args.steps, lr=args.lr,
         weight_decay=args.weight_decay, warmup=args.warmup, llm=args.llm, lora_rank=args.lora_rank,
-        train_projector=not args.freeze_projector, target=args.target,
+        vision_lr_scale=args.vision_lr_scale, train_projector=not args.freeze_projector, target=args.target,
+        augment=args.augment,
         save_every=args.save_every, log_every=args.log_every,
         seed=args.seed, workers=args.workers, prefer_arrays=not args.no_arrays, skip_bad=args.skip_bad,
         frame_cache=args.frame_cache, stop_after=args.stop_after))
@@ -197,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="train the reducer and the projector alone (an ablation; older releases' default)")
     train.set_defaults(llm="lora")
     train.add_argument("--lora-rank", type=_positive, default=16)
+    train.add_argument("--vision-lr-scale", type=float, default=1.0,
+                       help="with --full-finetune: the vision tower's learning rate as a share of --lr (0 freezes it)")
     train.add_argument("--freeze-projector", action="store_true")
+    train.add_argument("--augment", choices=["hflip", "flip"], default=None,
+                       help="mirror training videos at random (left-right; flip: also top-bottom), swapping "
+                            "left/right (up/down, top/bottom) in their questions and options")
     train.add_argument("--target", choices=["letter", "text"], default=None,
                        help="train to answer with the option letter, or with the option text (score with "
                             "eval --mode likelihood); default: the starting model's recipe, else letter")

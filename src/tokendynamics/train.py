@@ -33,6 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._accelerate import make_accelerator
+from .data.augment import AUGMENTATIONS, Mirror
 from .data.qa import QADataset, collate_qa
 from .models import CompressedLlavaOnevision, load_model
 from .models.prompts import training_pairs
@@ -66,7 +67,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     llm: str = "lora"  # how the LLM trains: "lora" adapters, "full" (every weight of the host), "frozen"
     lora_rank: int = 16
+    vision_lr_scale: float = 1.0  # with llm="full": the vision tower's lr as a share of lr (0 freezes it;
+    # LLaVA-OneVision trains its tower at 0.2 of the LLM's rate)
     train_projector: bool = True
+    augment: str | None = None  # "hflip" / "flip": mirror videos, rewriting their questions (data.augment)
     target: str | None = None  # "letter": answer the options prompt with a letter; "text": the question
     # alone with the correct option's text (what ``eval --mode likelihood`` scores); None: the starting
     # model's recipe, else "letter"
@@ -91,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"target must be 'letter' or 'text', got {self.target!r}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0):
             raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
+        if not 0 <= self.vision_lr_scale:
+            raise ValueError(f"vision_lr_scale must be >= 0, got {self.vision_lr_scale!r}")
+        if self.augment not in (None,) + AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {list(AUGMENTATIONS)} or None, got {self.augment!r}")
 
 
 class LoopState:
@@ -128,7 +136,7 @@ def merge_lora(model: CompressedLlavaOnevision, adapter_dir: Path | None = None)
 def recipe(cfg: TrainConfig) -> dict:
     """What the saved model records of its training (:mod:`.models.recipe`)."""
     keys = ("model", "compressor", "num_tokens", "compressor_options", "frames", "target", "llm", "lora_rank",
-            "train_projector", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed")
+            "vision_lr_scale", "train_projector", "augment", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed")
     return dict({k: getattr(cfg, k) for k in keys}, answer_mode=ANSWER_MODES[cfg.target])
 
 
@@ -138,19 +146,26 @@ def recipe(cfg: TrainConfig) -> dict:
 TRAINING_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
-def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[torch.nn.Parameter]:
-    """Freeze the host, then unfreeze what this run trains; returns those parameters."""
+def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[dict]:
+    """Freeze the host, then unfreeze what this run trains; returns the optimiser's parameter groups (the
+    vision tower's at ``vision_lr_scale`` of the rate, where it trains)."""
     model.requires_grad_(cfg.llm == "full")
+    tower = model.host.model.vision_tower
+    if cfg.vision_lr_scale == 0:
+        tower.requires_grad_(False)
     if cfg.llm == "lora":
         add_lora(model, cfg.lora_rank)  # marks only the adapters trainable
     model.reducer.requires_grad_(True)
     if cfg.train_projector:
         model.host.model.multi_modal_projector.requires_grad_(True)
+    in_tower = {id(p) for p in tower.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"nothing to train: reducer {cfg.compressor!r} has no weights, the projector is frozen "
                          f"and so is the LLM")
-    return params
+    groups = [dict(params=[p for p in params if id(p) not in in_tower], lr=cfg.lr),
+              dict(params=[p for p in params if id(p) in in_tower], lr=cfg.lr * cfg.vision_lr_scale)]
+    return [g for g in groups if g["params"]]
 
 
 def schedule(cfg: TrainConfig):
@@ -189,11 +204,12 @@ def train(cfg: TrainConfig) -> dict:
     set_seed(cfg.seed)
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
     cfg = replace(cfg, frames=recipe_frames(model.recipe, cfg.frames), target=recipe_target(model.recipe, cfg.target))
-    params = trainable(model, cfg)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = trainable(model, cfg)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     data = QADataset(cfg.data, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,
-                     cache_dir=cfg.frame_cache)
+                     cache_dir=cfg.frame_cache, augment=cfg.augment and Mirror.named(cfg.augment))
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                          collate_fn=collate_qa, num_workers=cfg.workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))

@@ -115,17 +115,19 @@ class QADataset(Dataset):
     read it) instead of raising; :func:`collate_qa` drops such items and counts them.
     cache_dir: keep the sampled frames of every video in a frame cache there (:mod:`.framecache`: built
     on first use, then mapped from disk; videos of one size).
+    augment: a callable ``(frames, question, options) -> (frames, question, options)`` applied to every
+    item (training: :class:`.augment.Mirror`).
     """
 
     def __init__(self, items, video_root: str | Path = ".", num_frames: int = 32,
                  size: tuple[int, int] | None = None, prefer_arrays: bool = False, skip_bad: bool = False,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, augment=None):
         self.items = load_qa(items) if isinstance(items, (str, Path)) else list(items)
         self.video_root = Path(video_root)
         if not self.video_root.is_dir():
             raise FileNotFoundError(f"video_root {str(self.video_root)!r} is not a directory")
         self.num_frames = check_positive_int(num_frames, "num_frames")
-        self.size, self.prefer_arrays, self.skip_bad = size, prefer_arrays, skip_bad
+        self.size, self.prefer_arrays, self.skip_bad, self.augment = size, prefer_arrays, skip_bad, augment
         self.skipped: list[str] = []
         self.cache, self._mapped = None, None
         if cache_dir is not None:
@@ -178,7 +180,10 @@ class QADataset(Dataset):
             log.warning("skipping question %s: %s", item.id or index, e)
             self.skipped.append(str(e))
             return None
-        return dict(frames=frames, question=item.question, options=list(item.options), answer=item.answer,
+        question, options = item.question, list(item.options)
+        if self.augment is not None:
+            frames, question, options = self.augment(frames, question, options)
+        return dict(frames=frames, question=question, options=options, answer=item.answer,
                     type=item.type, id=item.id or str(index), index=index)
 
 
