@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from triton.runtime.errors import OutOfResources
 
-from tokendynamics import cudagraphs, kernels, kmeans
+from tokendynamics.cluster import cudagraphs, kernels, kmeans
 from tokendynamics.bench import copy_bandwidth, machine, median_time, write_results
 
 sys.path.insert(0, str(Path(__file__).parent))

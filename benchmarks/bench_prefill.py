@@ -80,7 +80,7 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
         for name, k in cases:
             torch.cuda.reset_peak_memory_stats()
             reduce = (lambda: grid.reshape(batch, -1, grid.shape[-1])) if name == "full" else \
-                (lambda: td.compressors[name](grid, num_tokens=k).tokens)
+                (lambda: td.reducers[name](grid, num_tokens=k).tokens)
             with torch.no_grad():
                 t_reduce, visual = median_time(reduce, dev, repeats)
                 embeds = torch.cat([text[:, :TEXT_TOKENS // 2], visual.to(text.dtype), text[:, TEXT_TOKENS // 2:]], 1)
@@ -154,7 +154,7 @@ def main():
     p.add_argument("--hosts", nargs="+", default=["0.5b", "7b"], choices=list(QWEN2))
     p.add_argument("--frames", nargs="+", type=int, default=[8, 32, 64])
     p.add_argument("--ks", nargs="+", type=int, default=[8, 32])
-    p.add_argument("--reducers", nargs="+", default=list(td.compressors))
+    p.add_argument("--reducers", nargs="+", default=list(td.reducers))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--decode-tokens", type=int, default=32)

@@ -1,4 +1,4 @@
-"""Latency of every reducer in ``td.compressors`` on one video, same process, same data.
+"""Latency of every reducer in ``td.reducers`` on one video, same process, same data.
 
     python benchmarks/bench_reducers.py [--device cpu|cuda] [--repeats N] [--out DIR]
 
@@ -27,7 +27,7 @@ def main():
     rows = []
     with torch.no_grad():
         for k in (8, 32):
-            for name, reduce in td.compressors.items():
+            for name, reduce in td.reducers.items():
                 seconds, out = median_time(lambda: reduce(tokens, num_tokens=k), dev, a.repeats)
                 rows.append(dict(k=k, reducer=name, ms=seconds * 1e3, kept=int(out.mask.sum())))
                 print(rows[-1], flush=True)

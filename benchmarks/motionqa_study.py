@@ -181,8 +181,8 @@ def main():
                    help="stage 2: how the LLM trains with the reducer")
     p.add_argument("--no-frame-cache", dest="use_cache", action="store_false",
                    help="read frame archives in every step instead of OUT/frame-cache (data.framecache)")
-    p.add_argument("--reducers", nargs="+", default=list(td.compressors))
-    p.add_argument("--finetune", nargs="*", default=list(td.compressors))
+    p.add_argument("--reducers", nargs="+", default=list(td.reducers))
+    p.add_argument("--finetune", nargs="*", default=list(td.reducers))
     p.add_argument("--ks", nargs="*", type=int, default=[8, 32])
     p.add_argument("--max-distortions", nargs="*", type=float, default=[],
                    help="adaptive length at these distortion targets (token_dynamics, hash_table)")

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 import tokendynamics as td
-from tokendynamics import hashing, kmeans
+from tokendynamics import hashing
+from tokendynamics.cluster import kmeans
 from tokendynamics.bench import median_time
 
 sys.path.insert(0, str(Path(__file__).parent))

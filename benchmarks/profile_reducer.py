@@ -1,5 +1,5 @@
 """Where the Token Dynamics reducer's time goes at a host's width: input check, hashing, table rows, the
-cross-dynamics attention (``fuse``), against the whole ``compressors["token_dynamics"]`` call.
+cross-dynamics attention (``fuse``), against the whole ``reducers["token_dynamics"]`` call.
 
     python benchmarks/profile_reducer.py [--device cuda] [--frames 64] [--dim 3584] [--k 8] [--data gaussian]
 
@@ -16,7 +16,7 @@ import torch
 import tokendynamics as td
 from tokendynamics._checks import check_video_tokens
 from tokendynamics.bench import median_time
-from tokendynamics.compressor import table_rows
+from tokendynamics.token_dynamics import table_rows
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_hashing import token_video  # noqa: E402
@@ -40,13 +40,13 @@ def main():
         return seconds * 1e3, out
 
     with torch.no_grad():
-        t_all, _ = ms(lambda: td.compressors["token_dynamics"](x, num_tokens=a.k))
+        t_all, _ = ms(lambda: td.reducers["token_dynamics"](x, num_tokens=a.k))
         t_model, _ = ms(lambda: model(x))
         t_check, _ = ms(lambda: check_video_tokens(x))
         t_hash, h = ms(lambda: td.hash_video(x, **model.config.hash_kwargs))
         t_rows, table = ms(lambda: table_rows(x, h, torch.bfloat16))
         t_fuse, _ = ms(lambda: model.fuse(table, h.key_map, h.mask))
-    print(f"{dev} {a.frames}x14x14x{a.dim} bf16 {a.data} K={a.k}: compressors call {t_all:.2f} ms; module "
+    print(f"{dev} {a.frames}x14x14x{a.dim} bf16 {a.data} K={a.k}: reducers call {t_all:.2f} ms; module "
           f"{t_model:.2f} = check {t_check:.2f} + hash_video {t_hash:.2f} + table rows {t_rows:.2f} + fuse "
           f"{t_fuse:.2f}")
     if dev.type == "cuda":

@@ -254,7 +254,7 @@ def test_gpu_adaptive_and_batch(planted):
 
 @pytest.mark.gpu
 def test_gpu_graphs_give_the_eager_table(monkeypatch, planted):
-    from tokendynamics import cudagraphs
+    from tokendynamics.cluster import cudagraphs
 
     x = torch.stack([planted.tokens, planted.tokens.flip(0)]).cuda()
     graphed = [td.hash_video(x, num_tokens=k) for k in (4, 4, 6)]  # capture, replay, another signature

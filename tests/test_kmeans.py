@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 
-from tokendynamics.kmeans import cluster_sums, kmeans
+from tokendynamics.cluster.kmeans import cluster_sums, kmeans
 
 
 def _inertia(x, labels):
@@ -98,7 +98,7 @@ def test_same_seed_same_result_other_seed_runs():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bfloat16: the Triton loop, its kept state
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
 def test_cuda_graphs_give_the_eager_result(monkeypatch, metric, dtype):
-    from tokendynamics import cudagraphs
+    from tokendynamics.cluster import cudagraphs
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 500, 24, generator=g).to("cuda", dtype)
@@ -134,7 +134,7 @@ def test_triton_seeding_matches_pytorch_in_the_interpreter():
 import torch, sys
 sys.path.insert(0, {tests!r})
 from test_kmeans import _seed_inputs
-from tokendynamics import kernels, kmeans
+from tokendynamics.cluster import kernels, kmeans
 for b, s, d, k, trials in [(2, 300, 16, 8, 4), (1, 1024, 32, 32, 5), (3, 77, 8, 5, 3)]:
     args = _seed_inputs(b, s, d, k, trials)
     assert torch.equal(kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)), (b, s, d, k)
@@ -156,7 +156,7 @@ for seeds in (kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)):
 @pytest.mark.gpu
 def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
     pytest.importorskip("triton")
-    from tokendynamics import kernels, kmeans as km
+    from tokendynamics.cluster import kernels, kmeans as km
 
     for b, s, d, k, trials in [(4, 1024, 64, 32, 5), (2, 2048, 1152, 64, 6), (3, 77, 8, 5, 3)]:
         args = [a.cuda() for a in _seed_inputs(b, s, d, k, trials)]
@@ -168,7 +168,7 @@ def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
 
 def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None, max_iters=30):
     """Lloyd's result through the Triton kernels and through PyTorch operations, from the same seeds."""
-    from tokendynamics import kmeans as km
+    from tokendynamics.cluster import kmeans as km
 
     ks = torch.as_tensor(num_clusters if num_clusters is not None else k, device=x.device).expand(x.shape[0])
     out, chooser = [], km._triton_lloyd
@@ -259,7 +259,7 @@ def test_gpu_triton_lloyd_matches_pytorch(metric):
 
 
 def test_stage_keeps_one_buffer_per_signature():
-    from tokendynamics import cudagraphs
+    from tokendynamics.cluster import cudagraphs
 
     a, b = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
     sa = cudagraphs.stage(a)
@@ -285,7 +285,7 @@ def test_gpu_graphs_follow_the_matmul_precision(monkeypatch):
 
 
 def test_triton_seeding_applies_to_cuda_within_its_limits(monkeypatch):
-    from tokendynamics import kernels
+    from tokendynamics.cluster import kernels
 
     cuda = torch.device("cuda")
     assert not kernels.available(torch.device("cpu"), 1024, 5)
@@ -297,7 +297,7 @@ def test_triton_seeding_applies_to_cuda_within_its_limits(monkeypatch):
 
 
 def test_kept_state_is_handed_back_once_and_cleared():
-    from tokendynamics import cudagraphs
+    from tokendynamics.cluster import cudagraphs
 
     state = (torch.zeros(2), torch.ones(3))
     cudagraphs.keep("loop", state)

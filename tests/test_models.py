@@ -109,7 +109,7 @@ def test_save_and_load_give_identical_logits(tiny, tmp_path):
 
 
 def test_bad_arguments(tiny):
-    with pytest.raises(ValueError, match="unknown compressor 'zip'"):
+    with pytest.raises(ValueError, match="unknown reducer 'zip'"):
         _load(tiny, compressor="zip")
     model = _load(tiny, compressor="full")
     with pytest.raises(ValueError, match="must pair up"):

@@ -5,16 +5,28 @@ arXiv 2503.16980).
     h = td.hash_video(tokens, num_tokens=8)   # tokens [T, H, W, D] or [B, T, H, W, D]
     h.table, h.key_map, h.reconstruct(), h.distortion()
     out = td.TokenDynamics(dim=D, num_tokens=8)(tokens)   # out.tokens [B, 8, D], out.mask, out.hash
-    out = td.compressors["tome"](tokens, num_tokens=8)     # any reducer, the same call
+    out = td.reducers["tome"](tokens, num_tokens=8)        # any reducer, the same call
+
+Layers, each importing only from those below it: ``cluster`` (k-means, its kernels and graph replay) ->
+the method (``hashing``, ``dynamics``, ``token_dynamics``) -> ``reducers`` -> ``models`` (hosts) and
+``data`` -> the applications (``train``, ``evaluate``, ``cli``, ``demo``, ``viz``, ``integrations``).
 """
 
-from .compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig
+from ._deprecated import renamed
+from .compact import CompactVideo
 from .dynamics import CrossDynamicsAttention, MotionFeatures, axis_code
 from .hashing import TokenHashTable, hash_video
-from .baselines import Reducer, compressors
+from .reducers import Reducer, reducers
+from .token_dynamics import TokenDynamics, TokenDynamicsConfig
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
 __all__ = [
     "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "Reducer", "TokenDynamics", "TokenDynamicsConfig",
-    "TokenHashTable", "axis_code", "compressors", "hash_video", "__version__",
+    "TokenHashTable", "axis_code", "hash_video", "reducers", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name == "compressors":  # the registry's name before 0.3
+        return renamed(__name__, "compressors", "reducers", reducers)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

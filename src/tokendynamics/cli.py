@@ -67,7 +67,7 @@ def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
     p.add_argument("--data", required=True, help="QA JSON Lines")
     p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
     p.add_argument("--reducer", "--compressor", dest="compressor", metavar="NAME", required=required_compressor,
-                   help="a reducer of td.compressors or 'full'" + ("" if required_compressor else
+                   help="a reducer of td.reducers or 'full'" + ("" if required_compressor else
                                                                    " (default: the one saved with the model)"))
     p.add_argument("--num-tokens", type=_positive, default=8, help="tokens kept per video (fixed length)")
     p.add_argument("--max-distortion", type=float, help="adaptive length: distortion target (token_dynamics, "

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice
-from .kmeans import one_hot, take
+from ._tensors import one_hot, take
 
 ATTEND = ("own", "all")
 POSITIONS = ("sincos", "none")

@@ -16,9 +16,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from . import cudagraphs
+from ._tensors import take
+from .cluster import cudagraphs
 from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
-from .kmeans import CPU_CHUNK_ELEMENTS, METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare, take
+from .cluster.kmeans import CPU_CHUNK_ELEMENTS, METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare
 
 _FORMAT = "tokendynamics.TokenHashTable"
 _FORMAT_VERSION = "1"

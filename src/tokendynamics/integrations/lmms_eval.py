@@ -28,7 +28,7 @@ except ImportError:
 class TokenDynamicsLMM(_Base):
     """lmms-eval's model interface over :class:`CompressedLlavaOnevision`.
 
-    Model args: ``pretrained`` (checkpoint), ``compressor`` (a name of ``td.compressors``, ``"full"``, or
+    Model args: ``pretrained`` (checkpoint), ``compressor`` (a name of ``td.reducers``, ``"full"``, or
     unset for the one saved with the checkpoint), ``num_tokens``, ``max_distortion`` (adaptive),
     ``max_frames_num`` (frames sampled per video), ``device``, ``dtype`` (``bfloat16``/``float32``).
     """

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..baselines import Reducer
+from ..reducers import Reducer
 from ..data.motionqa import COLOURS, SHAPES, MotionQAConfig, SceneObject, make_scene, shape_mask
 from .builder import build_llava_onevision
 from .frames import FrameTransform

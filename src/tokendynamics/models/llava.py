@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..baselines import Reducer
+from ..reducers import Reducer
 from .frames import FrameTransform
 from .prompts import LETTERS, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
 from .recipe import load_recipe, save_recipe
@@ -67,7 +67,7 @@ class CompressedLlavaOnevision(nn.Module):
                         dtype: torch.dtype | None = None, device: str | torch.device | None = None,
                         **options) -> "CompressedLlavaOnevision":
         """Load a LLaVA-OneVision checkpoint (local or hub) with a reducer: ``compressor`` (a name of
-        ``td.compressors`` or ``"full"``) with ``num_tokens`` and options; where ``compressor`` is None, the
+        ``td.reducers`` or ``"full"``) with ``num_tokens`` and options; where ``compressor`` is None, the
         reducer saved with the checkpoint by :meth:`save_pretrained`, else ``"full"``."""
         from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 

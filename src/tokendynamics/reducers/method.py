@@ -9,7 +9,8 @@ from functools import lru_cache
 import torch
 
 from .._checks import check_video_tokens
-from ..compressor import CompactVideo, TokenDynamics, TokenDynamicsConfig, table_rows
+from ..compact import CompactVideo
+from ..token_dynamics import TokenDynamics, TokenDynamicsConfig, table_rows
 from ..hashing import hash_video
 
 

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..compressor import CompactVideo
+from ..compact import CompactVideo
 from .common import compact, video_tokens
 
 

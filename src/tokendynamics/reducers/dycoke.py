@@ -8,7 +8,7 @@ reference and are dropped). Frame 0 of each window keeps every cell.
 Stage 2: DyCoke prunes the kept visual tokens in the LLM's KV cache by the attention the last text token
 pays them, which needs the host LLM; for a fixed budget the survivors are pruned to the ``K`` most salient
 by the host's ``attention [B, T, H, W]`` where given, else by the parameter-free
-:func:`~tokendynamics.baselines.common.frame_saliency`. Should TTM leave fewer than ``K`` tokens, the dropped
+:func:`~tokendynamics.reducers.common.frame_saliency`. Should TTM leave fewer than ``K`` tokens, the dropped
 ones least similar to their reference fill the budget.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..compressor import CompactVideo
+from ..compact import CompactVideo
 from .common import check_scores, compact, keep_top, video_tokens
 
 

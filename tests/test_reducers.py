@@ -2,11 +2,11 @@ import pytest
 import torch
 
 import tokendynamics as td
-from tokendynamics.baselines import pool_grid, tome, visionzip
-from tokendynamics.baselines.dycoke import reference_frames, temporal_redundancy
+from tokendynamics.reducers import pool_grid, tome, visionzip
+from tokendynamics.reducers.dycoke import reference_frames, temporal_redundancy
 from tokendynamics.data import planted_token_video
 
-NAMES = list(td.compressors)
+NAMES = list(td.reducers)
 HASHED = {"hash_table", "token_dynamics"}  # may keep fewer rows where a video has fewer distinct tokens
 
 
@@ -19,17 +19,17 @@ def _videos(batch=2, frames=8, dim=16, seed=0):
 def test_registry_lists_every_reducer_and_rejects_unknown_names():
     assert set(NAMES) == {"token_dynamics", "hash_table", "uniform_pool", "random_prune", "tome", "visionzip",
                           "dycoke"}
-    with pytest.raises(ValueError, match="unknown compressor 'nope'.*tome"):
-        td.compressors["nope"]
+    with pytest.raises(ValueError, match="unknown reducer 'nope'.*tome"):
+        td.reducers["nope"]
     with pytest.raises(KeyError):
-        td.compressors["nope"]
+        td.reducers["nope"]
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_output_count_mask_dtype_device(name, k):
     x = _videos()
-    out = td.compressors[name](x, num_tokens=k)
+    out = td.reducers[name](x, num_tokens=k)
     assert out.tokens.shape == (2, k, 16) and out.mask.shape == (2, k) and out.mask.dtype == torch.bool
     assert out.tokens.dtype == x.dtype and out.tokens.device == x.device
     if name not in HASHED:
@@ -40,14 +40,14 @@ def test_output_count_mask_dtype_device(name, k):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bfloat16_kept_and_single_video_accepted(name):
-    out = td.compressors[name](_videos(batch=1)[0].bfloat16(), num_tokens=4)
+    out = td.reducers[name](_videos(batch=1)[0].bfloat16(), num_tokens=4)
     assert out.tokens.shape == (1, 4, 16) and out.tokens.dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_and_batch_equals_per_video(name):
     x = _videos(batch=3)
-    reduce = td.compressors[name]
+    reduce = td.reducers[name]
     batch = reduce(x, num_tokens=6)
     assert torch.equal(batch.tokens, reduce(x, num_tokens=6).tokens)
     for i in range(3):
@@ -59,7 +59,7 @@ def test_deterministic_and_batch_equals_per_video(name):
 def test_constant_video_reduces_to_its_value(name):
     value = torch.linspace(-1, 2, 16)
     x = value.expand(2, 8, 6, 6, 16).clone()
-    out = td.compressors[name](x, num_tokens=4)
+    out = td.reducers[name](x, num_tokens=4)
     rows = out.tokens[out.mask]
     assert rows.shape[0] >= 2  # at least one row per video
     torch.testing.assert_close(rows, value.expand_as(rows), rtol=1e-5, atol=1e-5)
@@ -76,23 +76,23 @@ def test_constant_video_reduces_to_its_value(name):
 def test_bad_input_names_the_argument(name, bad, error, match):
     args = dict(tokens=torch.randn(4, 3, 3, 8), num_tokens=4) | bad
     with pytest.raises(error, match=match):
-        td.compressors[name](args["tokens"], num_tokens=args["num_tokens"])
+        td.reducers[name](args["tokens"], num_tokens=args["num_tokens"])
 
 
 @pytest.mark.parametrize("name", sorted(set(NAMES) - HASHED))
 def test_budget_above_token_count_is_refused(name):
     with pytest.raises(ValueError, match="num_tokens .37. must be at most .* 36"):
-        td.compressors[name](torch.randn(4, 3, 3, 8), num_tokens=37)
+        td.reducers[name](torch.randn(4, 3, 3, 8), num_tokens=37)
 
 
 def test_uniform_pool_of_a_ramp_gives_the_window_means():
     t, h, w = 4, 6, 6
     ramp = torch.arange(t * h * w, dtype=torch.float32).view(t, h, w, 1).expand(t, h, w, 2)
-    out = td.compressors["uniform_pool"](ramp, num_tokens=8, grid=(2, 2, 2))
+    out = td.reducers["uniform_pool"](ramp, num_tokens=8, grid=(2, 2, 2))
     expected = torch.stack([ramp[i * 2:(i + 1) * 2, j * 3:(j + 1) * 3, k * 3:(k + 1) * 3, 0].mean()
                             for i in range(2) for j in range(2) for k in range(2)])
     torch.testing.assert_close(out.tokens[0, :, 0], expected)
-    full = td.compressors["uniform_pool"](ramp, num_tokens=t * h * w)  # full size keeps every token
+    full = td.reducers["uniform_pool"](ramp, num_tokens=t * h * w)  # full size keeps every token
     torch.testing.assert_close(full.tokens[0], ramp.reshape(-1, 2))
 
 
@@ -105,15 +105,15 @@ def test_pool_grid(k, grid, expected):
 
 def test_pool_grid_impossible_budget_is_explained():
     with pytest.raises(ValueError, match="cannot be laid out"):
-        td.compressors["uniform_pool"](torch.randn(4, 3, 3, 8), num_tokens=7)
+        td.reducers["uniform_pool"](torch.randn(4, 3, 3, 8), num_tokens=7)
     with pytest.raises(ValueError, match="grid must be"):
-        td.compressors["uniform_pool"](torch.randn(4, 3, 3, 8), num_tokens=4, grid=(2, 2, 2))
+        td.reducers["uniform_pool"](torch.randn(4, 3, 3, 8), num_tokens=4, grid=(2, 2, 2))
 
 
 def test_random_prune_keeps_input_tokens_in_order_and_follows_the_seed():
     x = torch.arange(4 * 3 * 3, dtype=torch.float32).view(4, 3, 3, 1)
-    a = td.compressors["random_prune"](x, num_tokens=10, seed=1).tokens[0, :, 0]
-    b = td.compressors["random_prune"](x, num_tokens=10, seed=2).tokens[0, :, 0]
+    a = td.reducers["random_prune"](x, num_tokens=10, seed=1).tokens[0, :, 0]
+    b = td.reducers["random_prune"](x, num_tokens=10, seed=2).tokens[0, :, 0]
     assert torch.all(a[1:] > a[:-1]) and len(set(a.tolist())) == 10 and not torch.equal(a, b)
 
 
@@ -154,27 +154,27 @@ def test_dycoke_drops_cells_that_repeat_their_reference_frame():
     x[0, 1, 1, 1] = torch.randn(8, generator=g)  # ... but for one cell of frame 1
     survives, _ = temporal_redundancy(x, merging_ratio=0.8)  # compared frames keep 1 cell of 9
     assert survives[0, 0].all() and survives[0, 1, 1, 1] and survives[0, 1].sum() == 1
-    out = td.compressors["dycoke"](x, num_tokens=12, merging_ratio=0.8).tokens[0]  # every survivor
+    out = td.reducers["dycoke"](x, num_tokens=12, merging_ratio=0.8).tokens[0]  # every survivor
     assert any(torch.equal(row, x[0, 1, 1, 1]) for row in out)  # the changed cell is kept
     with pytest.raises(ValueError, match="merging_ratio"):
-        td.compressors["dycoke"](x, num_tokens=4, merging_ratio=1.0)
+        td.reducers["dycoke"](x, num_tokens=4, merging_ratio=1.0)
 
 
 def test_token_dynamics_reducer_uses_a_given_model():
     x = _videos(batch=1)
     torch.manual_seed(0)
     model = td.TokenDynamics(dim=16, num_tokens=4, heads=4, identity_init=False).eval()
-    out = td.compressors["token_dynamics"](x, model=model)
+    out = td.reducers["token_dynamics"](x, model=model)
     torch.testing.assert_close(out.tokens, model(x).tokens)
-    untrained = td.compressors["token_dynamics"](x, num_tokens=4)  # identity-initialised: the table
-    torch.testing.assert_close(untrained.tokens, td.compressors["hash_table"](x, num_tokens=4).tokens)
+    untrained = td.reducers["token_dynamics"](x, num_tokens=4)  # identity-initialised: the table
+    torch.testing.assert_close(untrained.tokens, td.reducers["hash_table"](x, num_tokens=4).tokens)
     with pytest.raises(ValueError, match="come from the model's config"):
-        td.compressors["token_dynamics"](x, num_tokens=8, model=model)
+        td.reducers["token_dynamics"](x, num_tokens=8, model=model)
 
 
 def test_hash_table_adaptive_length_masks_padding():
     x = torch.stack([_videos(batch=1)[0], torch.ones(8, 6, 6, 16)])
-    out = td.compressors["hash_table"](x, max_distortion=0.05, max_tokens=8)
+    out = td.reducers["hash_table"](x, max_distortion=0.05, max_tokens=8)
     assert out.mask[1].sum() == 1 and out.mask[0].sum() > 1
 
 
@@ -182,14 +182,34 @@ def test_hash_table_adaptive_length_masks_padding():
 @pytest.mark.parametrize("name", NAMES)
 def test_cpu_and_gpu_agree(name):
     x = _videos(batch=2)
-    cpu = td.compressors[name](x, num_tokens=6)
-    gpu = td.compressors[name](x.cuda(), num_tokens=6)
+    cpu = td.reducers[name](x, num_tokens=6)
+    gpu = td.reducers[name](x.cuda(), num_tokens=6)
     assert gpu.tokens.is_cuda
     torch.testing.assert_close(gpu.tokens.cpu(), cpu.tokens, rtol=1e-4, atol=1e-4)
 
 
 def test_uniform_pool_uneven_windows_follow_adaptive_pooling():
     x = torch.randn(2, 5, 6, 7, 8)
-    out = td.compressors["uniform_pool"](x, num_tokens=8, grid=(2, 2, 2)).tokens
+    out = td.reducers["uniform_pool"](x, num_tokens=8, grid=(2, 2, 2)).tokens
     expected = torch.nn.functional.adaptive_avg_pool3d(x.permute(0, 4, 1, 2, 3), (2, 2, 2))
     torch.testing.assert_close(out, expected.flatten(2).transpose(1, 2))
+
+
+def test_old_names_and_import_paths_still_work_with_a_warning():
+    import importlib
+    import sys
+
+    with pytest.warns(DeprecationWarning, match="now tokendynamics.reducers"):
+        assert td.compressors is td.reducers
+    moves = {"tokendynamics.kmeans": "tokendynamics.cluster.kmeans",
+             "tokendynamics.compressor": "tokendynamics.token_dynamics",
+             "tokendynamics.baselines": "tokendynamics.reducers",
+             "tokendynamics.baselines.tome": "tokendynamics.reducers.tome",
+             "tokendynamics.baselines.hashed": "tokendynamics.reducers.method"}
+    for old, new in moves.items():
+        for name in ("tokendynamics.baselines", old):  # imported afresh, as a user's first import would be
+            sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match="moved to"):
+            assert importlib.import_module(old) is importlib.import_module(new)
+    from tokendynamics.reducers import Compressors, Reducers
+    assert Compressors is Reducers

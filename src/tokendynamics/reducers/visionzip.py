@@ -3,7 +3,7 @@
 
 Dominant: the tokens that draw the most attention (VisionZip: the CLS token's attention, or the mean
 attention received where the tower has no CLS, as SigLIP has none), given as ``attention [B, T, H, W]``
-from the host's vision tower; without it, :func:`~tokendynamics.baselines.common.frame_saliency` stands in.
+from the host's vision tower; without it, :func:`~tokendynamics.reducers.common.frame_saliency` stands in.
 Contextual: of the remaining tokens, every ``step``-th (in video order) becomes a target; every other
 remaining token joins its most similar target (cosine; VisionZip uses the attention keys, here the tokens)
 and each contextual token is the mean of its target and the tokens that joined it.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..compressor import CompactVideo
-from ..kmeans import take
+from ..compact import CompactVideo
+from .._tensors import take
 from .common import check_scores, compact, merge_into, video_tokens
 
 CONTEXTUAL_SHARE = 10 / 64

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_positive_int, check_video_tokens
-from ..compressor import CompactVideo
-from ..kmeans import take
+from ..compact import CompactVideo
+from .._tensors import take
 
 
 def video_tokens(tokens: torch.Tensor, num_tokens: int) -> torch.Tensor:

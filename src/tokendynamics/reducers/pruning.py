@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..compressor import CompactVideo
-from ..kmeans import take
+from ..compact import CompactVideo
+from .._tensors import take
 from .common import compact, video_tokens
 
 

@@ -177,7 +177,7 @@ def test_cpu_and_gpu_agree():
 def test_gpu_inference_graph_gives_the_eager_attention(monkeypatch):
     """Without gradients the attention is a CUDA graph: the eager result, and in-place weight updates and
     new weights are followed."""
-    from tokendynamics import cudagraphs
+    from tokendynamics.cluster import cudagraphs
 
     torch.manual_seed(0)
     model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4,

@@ -1,4 +1,4 @@
-"""``Reducer``: any entry of ``compressors`` (or ``"full"``: every token) as an ``nn.Module`` with a fixed
+"""``Reducer``: any entry of ``reducers`` (or ``"full"``: every token) as an ``nn.Module`` with a fixed
 budget and options, saved and loaded with its settings, ready to sit inside a host model."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .._checks import check_video_tokens
-from ..compressor import CompactVideo, TokenDynamics
-from .registry import compressors
+from ..compact import CompactVideo
+from ..token_dynamics import TokenDynamics
+from .registry import reducers
 
 CONFIG_NAME = "tokendynamics_reducer.json"
 WEIGHTS_NAME = "tokendynamics_reducer.safetensors"
@@ -22,7 +23,7 @@ FULL = "full"
 class Reducer(nn.Module):
     """``Reducer(name, dim, num_tokens=8, **options)(tokens [B, T, H, W, D]) -> CompactVideo``.
 
-    name: a key of ``td.compressors``, or ``"full"`` (every token, in video order: the uncompressed
+    name: a key of ``td.reducers``, or ``"full"`` (every token, in video order: the uncompressed
     baseline). ``token_dynamics`` builds a trainable :class:`TokenDynamics` of width ``dim`` (options are
     its config fields, e.g. ``max_distortion`` with ``num_tokens=None`` for adaptive length); the other
     reducers have no weights and take their own options (``seed``, ``merging_ratio``, ...).
@@ -31,7 +32,7 @@ class Reducer(nn.Module):
     def __init__(self, name: str, dim: int, num_tokens: int | None = 8, **options):
         super().__init__()
         if name != FULL:
-            compressors[name]  # an unknown name raises, listing the known ones
+            reducers[name]  # an unknown name raises, listing the known ones
         self.name, self.dim, self.num_tokens, self.options = name, dim, num_tokens, dict(options)
         self.model = TokenDynamics(dim=dim, num_tokens=num_tokens, **options) if name == "token_dynamics" else None
 
@@ -46,7 +47,7 @@ class Reducer(nn.Module):
             return CompactVideo(flat, torch.ones(flat.shape[:2], dtype=torch.bool, device=x.device))
         if self.model is not None:
             return self.model(x)
-        return compressors[self.name](x, num_tokens=self.num_tokens, **self.options)
+        return reducers[self.name](x, num_tokens=self.num_tokens, **self.options)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the settings (JSON) and any weights (safetensors) to ``directory``."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..compressor import CompactVideo
-from ..kmeans import take
+from ..compact import CompactVideo
+from .._tensors import take
 from .common import compact, merge_into, video_tokens
 
 
