@@ -33,7 +33,8 @@ import tokendynamics as td
 from tokendynamics.data.motionqa import CONTENT_TYPES, generate_motionqa
 from tokendynamics.evaluate import EvalConfig, evaluate
 from tokendynamics.models import CompressedLlavaOnevision
-from tokendynamics.models.builtin import DATA, build_host, pretrain_vision, save_stage2
+from tokendynamics.models.builtin import DATA, build_host, save_stage2
+from tokendynamics.pretrain import pretrain_vision
 from tokendynamics.train import TrainConfig, train
 
 ADAPTIVE = ("token_dynamics", "hash_table")

@@ -213,3 +213,23 @@ def test_old_names_and_import_paths_still_work_with_a_warning():
             assert importlib.import_module(old) is importlib.import_module(new)
     from tokendynamics.reducers import Compressors, Reducers
     assert Compressors is Reducers
+
+
+def test_a_reducer_saved_in_the_older_format_still_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    from tokendynamics.reducers import Reducer
+
+    reducer = Reducer("token_dynamics", 16, num_tokens=4)
+    with torch.no_grad():
+        for weight in reducer.parameters():  # not the zero initialisation: the check must see each weight
+            weight.normal_()
+    reducer.save_pretrained(tmp_path)
+    (tmp_path / "tokendynamics.safetensors").unlink()  # 0.2 wrote the whole reducer's weights in one file
+    save_file({k: v.contiguous() for k, v in reducer.state_dict().items()},
+              str(tmp_path / "tokendynamics_reducer.safetensors"))
+    loaded = Reducer.from_pretrained(tmp_path)
+    assert all(torch.equal(v, reducer.state_dict()[k]) for k, v in loaded.state_dict().items())
+    loaded.save_pretrained(tmp_path)  # saved again: the new format only
+    assert not (tmp_path / "tokendynamics_reducer.safetensors").exists()
+    assert td.TokenDynamics.from_pretrained(tmp_path).config.num_tokens == 4

@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 
+import tokendynamics as td
+
 from tokendynamics.cli import main
 from tokendynamics.data import load_qa
 from tokendynamics.data.motionqa import generate_motionqa
@@ -51,6 +53,8 @@ def test_train_saves_a_model_that_loads_and_evaluates(setup):
     assert summary["steps"] == 6 and len(summary["log"]) == 6 and summary["skipped_videos"] == 0
     model = CompressedLlavaOnevision.from_pretrained(root / "run" / "model")
     assert model.reducer.name == "token_dynamics" and model.reducer.num_tokens == 4
+    alone = td.TokenDynamics.from_pretrained(root / "run" / "model")  # one save format: the module loads alone
+    assert all(torch.equal(v, model.reducer.model.state_dict()[k]) for k, v in alone.state_dict().items())
     report = evaluate(EvalConfig(model=str(root / "run" / "model"), data=str(root / "mqa/test.jsonl"),
                                  video_root=str(root / "mqa"), frames=8, batch_size=3, workers=0,
                                  output=str(root / "report.json")))
@@ -138,7 +142,7 @@ def test_stage0_targets_and_a_vision_pretraining_step(setup, tmp_path):
     import shutil
 
     from tokendynamics.data.motionqa import COLOURS
-    from tokendynamics.models.builtin import frame_targets, pretrain_vision
+    from tokendynamics.pretrain import frame_targets, pretrain_vision
 
     root, host = setup
     scene = json.loads((root / "mqa" / "train_scenes.jsonl").read_text().splitlines()[0])
@@ -282,7 +286,8 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
     import shutil
 
     from tokendynamics.data.motionqa import COLOURS, SHAPES
-    from tokendynamics.models.builtin import build_host, patch_labels, pretrain_vision
+    from tokendynamics.models.builtin import build_host
+    from tokendynamics.pretrain import patch_labels, pretrain_vision
 
     root, host = setup
     scene = dict(size=64, objects=[dict(shape="square", colour="red", size="large", radius=16.0, kind="static",

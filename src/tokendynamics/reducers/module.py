@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .._checks import check_video_tokens
@@ -16,7 +16,7 @@ from ..token_dynamics import TokenDynamics
 from .registry import reducers
 
 CONFIG_NAME = "tokendynamics_reducer.json"
-WEIGHTS_NAME = "tokendynamics_reducer.safetensors"
+LEGACY_WEIGHTS_NAME = "tokendynamics_reducer.safetensors"  # Token Dynamics' weights as 0.2 saved them
 FULL = "full"
 
 
@@ -50,25 +50,29 @@ class Reducer(nn.Module):
         return reducers[self.name](x, num_tokens=self.num_tokens, **self.options)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the settings (JSON) and any weights (safetensors) to ``directory``."""
+        """Write the settings (JSON) to ``directory``, and a Token Dynamics module in its own format
+        (:meth:`TokenDynamics.save_pretrained`: ``TokenDynamics.from_pretrained`` loads it from there)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
+        (directory / LEGACY_WEIGHTS_NAME).unlink(missing_ok=True)  # never beside a newer module
         if self.model is not None:
-            save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
-                      str(directory / WEIGHTS_NAME))
+            self.model.save_pretrained(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "Reducer":
-        """Load a reducer written by :meth:`save_pretrained` (on the CPU, in the saved dtype)."""
+        """Load a reducer written by :meth:`save_pretrained` (on the CPU, in the saved dtype); 0.2's
+        format (the module's weights in ``tokendynamics_reducer.safetensors``) still loads."""
         directory = Path(directory)
         if not (directory / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"directory {str(directory)!r} has no {CONFIG_NAME}")
         cfg = json.loads((directory / CONFIG_NAME).read_text())
         reducer = cls(cfg["name"], cfg["dim"], cfg["num_tokens"], **cfg["options"])
-        if reducer.model is not None:
-            state = load_file(str(directory / WEIGHTS_NAME))
+        if reducer.model is not None and (directory / LEGACY_WEIGHTS_NAME).is_file():
+            state = load_file(str(directory / LEGACY_WEIGHTS_NAME))
             reducer.to(next(iter(state.values())).dtype).load_state_dict(state)
+        elif reducer.model is not None:
+            reducer.model = TokenDynamics.from_pretrained(directory)
         return reducer
 
     @staticmethod
