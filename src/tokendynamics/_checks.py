@@ -51,6 +51,15 @@ def check_positive_int(value, name: str) -> int:
     return value
 
 
+def check_positive_fields(config, names) -> None:
+    """Raise ``ValueError`` naming the first field of ``config`` in ``names`` that is not an int >= 1; a
+    field set to None is skipped (taken from elsewhere, such as a model's recipe)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
 def check_choice(value, name: str, choices) -> str:
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -19,6 +19,7 @@ import torch
 from rich.progress import Progress
 
 from ._accelerate import make_accelerator
+from ._checks import check_positive_fields
 from .data.qa import QADataset, collate_qa, load_qa
 from .models import load_model
 from .models.recipe import answer_mode, recipe_frames
@@ -51,9 +52,7 @@ class EvalConfig:
     def __post_init__(self):
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        for name in ("batch_size",) + (("frames",) if self.frames is not None else ()):  # None: the recipe's
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        check_positive_fields(self, ("batch_size", "frames"))  # frames None: the recipe's
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> list[float]:

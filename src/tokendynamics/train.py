@@ -33,6 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._accelerate import make_accelerator
+from ._checks import check_positive_fields
 from .data.augment import AUGMENTATIONS, Mirror
 from .data.qa import QADataset, collate_qa
 from .models import CompressedLlavaOnevision, load_model
@@ -85,10 +86,8 @@ class TrainConfig:
     stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
 
     def __post_init__(self):
-        optional = ("frames",) if self.frames is not None else ()  # None: taken from the recipe
-        for name in ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank") + optional:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        check_positive_fields(self, ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank",
+                                     "frames"))  # frames None: taken from the recipe
         if self.llm not in LLM_MODES:
             raise ValueError(f"llm must be one of {list(LLM_MODES)}, got {self.llm!r}")
         if self.target not in ("letter", "text", None):
