@@ -249,8 +249,10 @@ def test_cli_llm_flags(setup, tmp_path):
     common = ["train", "--model", str(host), "--data", str(root / "mqa/train.jsonl"), "--video-root",
               str(root / "mqa"), "--reducer", "uniform_pool", "--frames", "8", "--workers", "0", "--steps", "1",
               "--batch-size", "2", "--warmup", "0"]
-    assert main(common + ["--freeze-llm", "--output", str(tmp_path / "a")]) == 0
-    assert json.loads((tmp_path / "a" / "model" / "tokendynamics_recipe.json").read_text())["llm"] == "frozen"
+    assert main(common + ["--freeze-llm", "--augment", "hflip", "--lr", "0.003", "--output", str(tmp_path / "a")]) == 0
+    recipe = json.loads((tmp_path / "a" / "model" / "tokendynamics_recipe.json").read_text())
+    assert (recipe["llm"], recipe["augment"], recipe["lr"], recipe["frames"]) == ("frozen", "hflip", 0.003, 8)
+    assert recipe["compressor"] == "uniform_pool" and recipe["num_tokens"] == 8
     with pytest.raises(SystemExit):
         main(common + ["--freeze-llm", "--full-finetune", "--output", str(tmp_path / "b")])
 

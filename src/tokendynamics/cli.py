@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .models.prompts import SCORING_MODES
 
 def _positive(text: str) -> int:
     """argparse type: an integer >= 1 (the message names what was expected and what came)."""
@@ -103,20 +105,19 @@ def _reducer_settings(args) -> tuple[int | None, dict]:
     return None, options
 
 
+def _config(cls, args: argparse.Namespace, **values):
+    """A ``cls`` config from the flags named as its fields, and ``values`` for the fields the command line
+    spells another way (``--freeze-projector`` for ``train_projector``, the reducer's settings)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**given | values)
+
+
 def _train(args, console: Console) -> None:
     from .train import TrainConfig, train
 
     num_tokens, options = _reducer_settings(args)
-    summary = train(TrainConfig(
-        model=args.model, data=args.data, video_root=args.video_root, output=args.output,
-        compressor=args.compressor, num_tokens=num_tokens, compressor_options=options, frames=args.frames,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, steps=args.steps, lr=args.lr,
-        weight_decay=args.weight_decay, warmup=args.warmup, llm=args.llm, lora_rank=args.lora_rank,
-        vision_lr_scale=args.vision_lr_scale, train_projector=not args.freeze_projector, target=args.target,
-        augment=args.augment,
-        save_every=args.save_every, log_every=args.log_every,
-        seed=args.seed, workers=args.workers, prefer_arrays=not args.no_arrays, skip_bad=args.skip_bad,
-        frame_cache=args.frame_cache, stop_after=args.stop_after))
+    summary = train(_config(TrainConfig, args, num_tokens=num_tokens, compressor_options=options,
+                            train_projector=not args.freeze_projector, prefer_arrays=not args.no_arrays))
     if _is_main():
         console.print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}; "
                       f"run in {args.output}")
@@ -126,11 +127,8 @@ def _eval(args, console: Console) -> None:
     from .evaluate import EvalConfig, evaluate
 
     num_tokens, options = _reducer_settings(args)
-    report = evaluate(EvalConfig(
-        model=args.model, data=args.data, video_root=args.video_root, compressor=args.compressor,
-        num_tokens=num_tokens, compressor_options=options, frames=args.frames, batch_size=args.batch_size,
-        mode=args.mode, output=args.output, workers=args.workers, prefer_arrays=not args.no_arrays,
-        skip_bad=args.skip_bad, limit=args.limit, frame_cache=args.frame_cache))
+    report = evaluate(_config(EvalConfig, args, num_tokens=num_tokens, compressor_options=options,
+                              prefer_arrays=not args.no_arrays))
     if report["processes"] > 1 and not _is_main():
         return
     table = Table(title=f"{report['reducer']['name']}: {report['overall']['n']} questions")
@@ -214,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = sub.add_parser("eval", **helpful, help="evaluate a model with a reducer on QA JSONL")
     _model_args(evaluate, required_compressor=False)
     evaluate.add_argument("--batch-size", type=_positive, default=8)
-    evaluate.add_argument("--mode", choices=["letter", "generate", "likelihood"], default=None,
+    evaluate.add_argument("--mode", choices=SCORING_MODES, default=None,
                           help="how answers are scored (default: what the model was trained for, else letter)")
     evaluate.add_argument("--output", help="JSON report path")
     evaluate.add_argument("--limit", type=_positive, help="first N questions only")

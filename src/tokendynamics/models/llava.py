@@ -24,7 +24,7 @@ from torch import nn
 
 from ..reducers import Reducer
 from .frames import FrameTransform
-from .prompts import LETTERS, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
+from .prompts import LETTERS, SCORING_MODES, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
 from .recipe import load_recipe, save_recipe
 
 IGNORE = -100
@@ -249,8 +249,8 @@ class CompressedLlavaOnevision(nn.Module):
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
         width = max(len(o) for o in options)
         scores = torch.full((len(options), width), float("-inf"))
-        if mode not in ("letter", "generate", "likelihood"):
-            raise ValueError(f"mode must be 'letter', 'generate' or 'likelihood', got {mode!r}")
+        if mode not in SCORING_MODES:
+            raise ValueError(f"mode must be one of {list(SCORING_MODES)}, got {mode!r}")
         visual = self.video_tokens(videos) if visual is None else visual  # once per video, any mode
         counts = [len(v) for v in visual]
         if mode == "letter":

@@ -7,6 +7,8 @@ import re
 LETTERS = "ABCDEFGHIJ"
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 SYSTEM = "You are a helpful assistant."
+SCORING_MODES = ("letter", "generate", "likelihood")  # how an answer is read: the letter's likelihood, a
+# generated letter, or each option's text as the answer (CompressedLlavaOnevision.choose)
 
 
 def check_options(options) -> list[str]:
