@@ -1,0 +1,28 @@
+"""The README's first example runs as printed, and its comments say what it prints."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block_after(heading: str) -> str:
+    text = README.read_text()
+    section = text[text.index(heading):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_ten_line_example_runs_and_prints_its_comments():
+    code = _block_after("## Ten lines, on a CPU")
+    assert len(code.strip().splitlines()) <= 10
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = out.getvalue().splitlines()
+    promised = [c.split(":")[0].strip() for c in re.findall(r"# (\(.*)", code)]
+    assert printed[0] == promised[0] and printed[1] == promised[1]  # the table's and the tokens' shapes
+    import tokendynamics as td
+    assert [line.split()[0] for line in printed[2:]] == list(td.reducers)
+    assert all(line.endswith("(1, 8, 256)") for line in printed[2:])
