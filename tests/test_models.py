@@ -181,7 +181,7 @@ def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
 
 
 def test_valid_rows_take_a_view_when_they_lead_and_select_otherwise():
-    from tokendynamics.models.llava import _valid
+    from tokendynamics.models.host import _valid
 
     rows = torch.arange(12.0).view(4, 3)
     lead = _valid(rows, torch.tensor([True, True, False, False]))
@@ -215,3 +215,23 @@ def test_block_mean_pooling_equals_the_hosts_bilinear_pooling_and_its_gradient(t
         grads.append(grad)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-12, atol=1e-12)
+
+
+def test_one_loader_picks_the_host_from_the_checkpoint(tiny, tmp_path):
+    import json
+    import shutil
+
+    from tokendynamics.models import HOSTS, VideoLLM, from_pretrained
+
+    model = from_pretrained(tiny, reducer="tome", num_tokens=3)
+    assert type(model) is HOSTS["llava_onevision"] and isinstance(model, VideoLLM)
+    assert (model.reducer.name, model.reducer.num_tokens) == ("tome", 3)
+    assert from_pretrained(tiny, compressor="uniform_pool", num_tokens=4).reducer.name == "uniform_pool"  # old name
+    assert model.language_model is model.host.model.language_model
+    assert model.projector is model.host.model.multi_modal_projector
+    other = tmp_path / "other"
+    shutil.copytree(tiny, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(config | {"model_type": "blip_2"}))
+    with pytest.raises(ValueError, match="is a 'blip_2'.*supported hosts: llava_onevision"):
+        from_pretrained(other)

@@ -64,8 +64,8 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
-    p.add_argument("--model", required=True, help="LLaVA-OneVision checkpoint: a directory, a hub name, or a "
-                   "built-in model ('builtin', 'builtin:token_dynamics-8')")
+    p.add_argument("--model", required=True, help="a checkpoint of a supported host (LLaVA-OneVision): a "
+                   "directory, a hub name, or a built-in model ('builtin', 'builtin:token_dynamics-8')")
     p.add_argument("--data", required=True, help="QA JSON Lines")
     p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
     p.add_argument("--reducer", "--compressor", dest="compressor", metavar="NAME", required=required_compressor,

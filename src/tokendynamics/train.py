@@ -36,7 +36,7 @@ from ._accelerate import make_accelerator
 from ._checks import check_positive_fields
 from .data.augment import AUGMENTATIONS, Mirror
 from .data.qa import QADataset, collate_qa
-from .models import CompressedLlavaOnevision, load_model
+from .models import VideoLLM, load_model
 from .models.prompts import training_pairs
 from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
 
@@ -113,23 +113,23 @@ class LoopState:
         self.__dict__.update(state)
 
 
-def add_lora(model: CompressedLlavaOnevision, rank: int) -> None:
+def add_lora(model: VideoLLM, rank: int) -> None:
     """LoRA adapters (rank ``rank``, alpha ``2 rank``) on the LLM's attention and MLP projections."""
     from peft import LoraConfig, get_peft_model
 
-    lm = model.host.model.language_model
+    lm = model.language_model
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS)
-    model.host.model.language_model = get_peft_model(lm, config)
+    model.set_language_model(get_peft_model(lm, config))
 
 
-def merge_lora(model: CompressedLlavaOnevision, adapter_dir: Path | None = None) -> None:
+def merge_lora(model: VideoLLM, adapter_dir: Path | None = None) -> None:
     """Fold LoRA adapters into the LLM's weights (so the saved model is a plain host checkpoint), saving
     them alone to ``adapter_dir`` first where given."""
-    lm = model.host.model.language_model
+    lm = model.language_model
     if hasattr(lm, "merge_and_unload"):
         if adapter_dir is not None:
             lm.save_pretrained(str(adapter_dir))
-        model.host.model.language_model = lm.merge_and_unload()
+        model.set_language_model(lm.merge_and_unload())
 
 
 def recipe(cfg: TrainConfig) -> dict:
@@ -145,18 +145,18 @@ def recipe(cfg: TrainConfig) -> dict:
 TRAINING_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
-def trainable(model: CompressedLlavaOnevision, cfg: TrainConfig) -> list[dict]:
+def trainable(model: VideoLLM, cfg: TrainConfig) -> list[dict]:
     """Freeze the host, then unfreeze what this run trains; returns the optimiser's parameter groups (the
     vision tower's at ``vision_lr_scale`` of the rate, where it trains)."""
     model.requires_grad_(cfg.llm == "full")
-    tower = model.host.model.vision_tower
+    tower = model.vision_tower
     if cfg.vision_lr_scale == 0:
         tower.requires_grad_(False)
     if cfg.llm == "lora":
         add_lora(model, cfg.lora_rank)  # marks only the adapters trainable
     model.reducer.requires_grad_(True)
     if cfg.train_projector:
-        model.host.model.multi_modal_projector.requires_grad_(True)
+        model.projector.requires_grad_(True)
     in_tower = {id(p) for p in tower.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..data.video import read_video
-from ..models import CompressedLlavaOnevision
+from ..models import from_pretrained
 
 try:  # the base class and registry exist only where lmms-eval is installed
     from lmms_eval.api.model import lmms as _Base
@@ -26,7 +26,7 @@ except ImportError:
 
 
 class TokenDynamicsLMM(_Base):
-    """lmms-eval's model interface over :class:`CompressedLlavaOnevision`.
+    """lmms-eval's model interface over any supported host (:func:`tokendynamics.models.from_pretrained`).
 
     Model args: ``pretrained`` (checkpoint), ``compressor`` (a name of ``td.reducers``, ``"full"``, or
     unset for the one saved with the checkpoint), ``num_tokens``, ``max_distortion`` (adaptive),
@@ -42,7 +42,7 @@ class TokenDynamicsLMM(_Base):
         dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         if max_distortion is not None:
             num_tokens, options = None, options | dict(max_distortion=float(max_distortion))
-        self.model = CompressedLlavaOnevision.from_pretrained(
+        self.model = from_pretrained(
             pretrained, compressor, None if num_tokens is None else int(num_tokens), dtype=dtype, **options
         ).to(device).eval()
         self.frames, self.batch_size_per_gpu = int(max_frames_num), int(batch_size)

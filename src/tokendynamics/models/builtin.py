@@ -52,7 +52,7 @@ def save_stage2(model: CompressedLlavaOnevision, directory: str | Path, adapter:
     adapters (``adapter``: the ``adapter`` folder a LoRA run of ``train`` writes) and the recipe."""
     directory = Path(directory)
     model.reducer.save_pretrained(directory)
-    projector = model.host.model.multi_modal_projector.state_dict()
+    projector = model.projector.state_dict()
     save_file(_bf16(projector), str(directory / PROJECTOR_NAME))
     if adapter is not None:
         (directory / ADAPTER_FILES[0]).write_text((Path(adapter) / ADAPTER_FILES[0]).read_text())
@@ -90,7 +90,7 @@ def apply_stage2(model: CompressedLlavaOnevision, directory: str | Path,
     if not keep_reducer:
         model.reducer = Reducer.from_pretrained(directory).to(dtype)
     projector = load_file(str(directory / PROJECTOR_NAME))
-    model.host.model.multi_modal_projector.load_state_dict({k: v.to(dtype) for k, v in projector.items()})
+    model.projector.load_state_dict({k: v.to(dtype) for k, v in projector.items()})
     if (directory / ADAPTER_FILES[0]).is_file():
         _merge_adapter(model, directory, dtype)
     model.recipe = load_recipe(directory)
@@ -101,5 +101,5 @@ def _merge_adapter(model: CompressedLlavaOnevision, directory: Path, dtype: torc
     """Fold the LoRA adapters saved in ``directory`` into the LLM's weights."""
     from peft import PeftModel
 
-    lm = PeftModel.from_pretrained(model.host.model.language_model, str(directory))
-    model.host.model.language_model = lm.merge_and_unload().to(dtype)
+    lm = PeftModel.from_pretrained(model.language_model, str(directory))
+    model.set_language_model(lm.merge_and_unload().to(dtype))

@@ -1,0 +1,331 @@
+"""What every host video LLM shares, behind one seam: a Hugging Face video LLM whose video tokens pass
+through a reducer before its LLM reads them, without patching transformers' code.
+
+A host (one file each: :mod:`.llava` for LLaVA-OneVision) says how a video becomes tokens ``[T, h, w, D]``
+(:meth:`VideoLLM.video_features`), what follows the reducer's rows (:meth:`VideoLLM.visual_rows`), where its
+parts are (:attr:`language_model`, :attr:`vision_tower`, :attr:`projector`: what training adapts) and how
+it loads. Everything else is here: the prompt's text embeddings and the visual rows are laid out left-padded
+and passed as ``inputs_embeds`` with the attention mask and position ids (counted from each sample's first
+real token, so a sample's result does not depend on its batch), for a forward with labels, for
+``generate()``, for scoring multiple-choice options, and for the answer's attention over the visual rows.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..reducers import Reducer
+from .prompts import LETTERS, SCORING_MODES, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
+from .recipe import load_recipe, save_recipe
+
+IGNORE = -100
+
+
+@dataclass
+class Choices:
+    """Multiple-choice results: ``picks`` (option index per question, -1 where none could be read),
+    ``scores`` ``[B, max options]``, ``visual_tokens`` (tokens the LLM read per video, a host's added rows included)."""
+
+    picks: list[int]
+    scores: torch.Tensor
+    visual_tokens: list[int]
+
+
+class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
+    """A host video LLM (``host``: its Hugging Face model) whose video tokens pass through ``reducer``.
+    Subclasses name the checkpoints they load (``model_types``), the host's class (``host_class``, imported
+    from transformers by name) and implement :meth:`video_features`. ``recipe``: how the model was trained
+    (see :mod:`.recipe`), ``{}`` for a plain checkpoint. Videos are ``uint8 [T, H, W, 3]`` tensors."""
+
+    model_types: tuple[str, ...] = ()
+    host_class: str = ""
+    added_rows = 0  # rows :meth:`visual_rows` puts after the reducer's
+
+    def __init__(self, host, tokenizer, transform, reducer: Reducer, recipe: dict | None = None):
+        super().__init__()
+        self.host, self.tokenizer, self.transform, self.reducer = host, tokenizer, transform, reducer
+        self.recipe = dict(recipe or {})
+        self.tokenizer.padding_side = "left"
+        self.letter_ids = [self._single_token(c) for c in LETTERS]
+
+    # ------------------------------------------------------------------ what a host provides
+
+    @classmethod
+    @abc.abstractmethod
+    def load_transform(cls, path: str | Path):
+        """The host's frame transform (``uint8 [T, H, W, 3]`` -> its pixel input), saved beside it."""
+
+    @abc.abstractmethod
+    def video_features(self, videos) -> list[torch.Tensor]:
+        """Per video ``[T, h, w, D]``: the tokens the LLM would read, on the host's grid, at the LLM's width."""
+
+    def visual_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """What the LLM reads of a video, given the reducer's valid rows ``[n, D]`` (by default, those)."""
+        return rows
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.host.model.language_model
+
+    def set_language_model(self, module: nn.Module) -> None:
+        """Put ``module`` in the LLM's place (LoRA wraps it, merging unwraps it). A method, not a property
+        setter: ``nn.Module`` files an assigned module as a submodule of its own instead."""
+        self.host.model.language_model = module
+
+    @property
+    @abc.abstractmethod
+    def vision_tower(self) -> nn.Module:
+        """The host's vision encoder."""
+
+    @property
+    @abc.abstractmethod
+    def projector(self) -> nn.Module:
+        """The host's vision-to-language projection (trained with the reducer)."""
+
+    # ------------------------------------------------------------------ loading and saving
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, reducer: str | None = None, num_tokens: int | None = 8,
+                        dtype: torch.dtype | None = None, device: str | torch.device | None = None,
+                        compressor: str | None = None, **options) -> "VideoLLM":
+        """Load a checkpoint (local or hub) of this host with a reducer: ``reducer`` (a name of
+        ``td.reducers`` or ``"full"``; ``compressor`` is its old name) with ``num_tokens`` and options; where
+        neither is given, the reducer saved with the checkpoint by :meth:`save_pretrained`, else ``"full"``."""
+        import transformers
+        from transformers import AutoTokenizer
+
+        name = reducer if reducer is not None else compressor
+        host = getattr(transformers, cls.host_class).from_pretrained(path, dtype=dtype or torch.float32)
+        dim = host.config.text_config.hidden_size
+        if name is not None:
+            chosen = Reducer(name, dim, num_tokens, **options)
+        elif Path(path).is_dir() and Reducer.saved_in(path):
+            chosen = Reducer.from_pretrained(path)
+        else:
+            chosen = Reducer("full", dim, None)
+        if chosen.dim != dim:
+            raise ValueError(f"the reducer's width ({chosen.dim}) differs from the LLM's ({dim})")
+        recipe = load_recipe(path) if Path(path).is_dir() else {}
+        model = cls(host, AutoTokenizer.from_pretrained(path), cls.load_transform(path), chosen.to(host.dtype), recipe)
+        return model.to(device) if device is not None else model
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Host (config and weights), tokenizer, frame transform, reducer (settings and weights) and the
+        recipe where there is one."""
+        directory = Path(directory)
+        self.host.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.transform.save_pretrained(directory)
+        self.reducer.save_pretrained(directory)
+        if self.recipe:
+            save_recipe(directory, self.recipe)
+
+    @property
+    def device(self) -> torch.device:
+        return self.host.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.host.dtype
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return ids[0]
+
+    # ------------------------------------------------------------------ video tokens
+
+    def video_tokens(self, videos) -> list[torch.Tensor]:
+        """Per video ``[n', D]``: the reducer's ``n`` valid tokens as the LLM reads them (:meth:`visual_rows`)."""
+        feats = self.video_features(videos)
+        out = [None] * len(videos)
+        for _, idx in _groups([f.shape for f in feats]).items():
+            compact = self.reducer(torch.stack([feats[i] for i in idx]))
+            for i, rows, keep in zip(idx, compact.tokens.unbind(0), compact.mask.cpu()):  # one sync
+                out[i] = self.visual_rows(_valid(rows, keep))
+        return out
+
+    def count_tokens(self, videos) -> list[int]:
+        """Visual tokens the LLM reads per video (the reduced tokens and any rows the host adds)."""
+        with torch.no_grad():
+            return [len(t) for t in self.video_tokens(videos)]
+
+    # ------------------------------------------------------------------ inputs
+
+    def build_inputs(self, videos, texts, targets=None, visual=None) -> dict:
+        """Left-padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` (and ``labels`` where
+        ``targets``, the answer texts, are given) for the host. texts: user messages (one per video).
+        visual: the videos' tokens from :meth:`video_tokens` where already computed (videos unused)."""
+        inputs, _ = self._inputs(videos, texts, targets, visual)
+        return inputs
+
+    def _inputs(self, videos, texts, targets, visual) -> tuple[dict, torch.Tensor]:
+        """:meth:`build_inputs` and where the visual rows sit (``[B, L]``, on the device)."""
+        visual = self.video_tokens(videos) if visual is None else visual
+        if len(visual) != len(texts) or (targets is not None and len(targets) != len(texts)):
+            raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
+        pieces = []  # per sample: text ids before the video, visual row count, ids after, answer ids
+        for i, (vid, text) in enumerate(zip(visual, texts)):
+            before, after = chat_parts(text)
+            target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
+            pieces.append((self._ids(before), len(vid), self._ids(after) + target, target))
+        plan = _layout(pieces)
+        ids, is_visual, mask, labels = (t.to(self.device, non_blocking=True) for t in plan)
+        embeds = self.host.get_input_embeddings()(ids)
+        rows = torch.cat(list(visual), 0).to(embeds.dtype)
+        embeds = embeds.masked_scatter(is_visual[..., None], rows).masked_fill(~mask.bool()[..., None], 0)
+        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
+        if targets is not None:
+            out["labels"] = labels
+        return out, is_visual
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    # ------------------------------------------------------------------ uses
+
+    def forward(self, videos, texts, targets=None):
+        """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
+        return self.host(**self.build_inputs(videos, texts, targets))
+
+    def training_loss(self, videos, questions, options, answers, target: str = "letter") -> torch.Tensor:
+        """Loss of answering each multiple-choice question (see :func:`~.prompts.training_pairs`)."""
+        return self(videos, *training_pairs(questions, options, answers, target)).loss
+
+    @torch.no_grad()
+    def generate(self, videos, texts, max_new_tokens: int = 32, visual=None, **kwargs) -> list[str]:
+        """Greedy answers (text) to user messages about videos (``visual``: see :meth:`build_inputs`)."""
+        inputs = self.build_inputs(videos, texts, visual=visual)
+        inputs.pop("position_ids")  # generate() derives them from the attention mask
+        ids = self.host.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=self.tokenizer.eos_token_id,
+                                 pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def loglikelihood(self, videos, texts, continuations, visual=None) -> list[tuple[float, bool]]:
+        """Per sample: the summed log-probability of ``continuation`` as the answer to ``text`` about the
+        video, and whether greedy decoding would produce it (``visual``: see :meth:`build_inputs`)."""
+        inputs = self.build_inputs(videos, texts, continuations, visual)
+        labels = inputs.pop("labels")
+        logits = self.host(**inputs).logits[:, :-1].float()
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        eos = torch.zeros_like(keep)  # the end-of-turn token closes every target; score the answer alone
+        eos[:, -1] = True
+        keep &= ~eos
+        logp = logits.log_softmax(-1).gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        greedy = (logits.argmax(-1) == target) | ~keep
+        return [(float((logp[i] * keep[i]).sum()), bool(greedy[i].all())) for i in range(len(texts))]
+
+    @torch.no_grad()
+    def answer_attention(self, videos, texts, answers, visual=None) -> list[torch.Tensor]:
+        """Which visual tokens an answer leaned on: per sample ``[n]`` (the reducer's rows; the rows the
+        host adds, :attr:`added_rows`, left out), the attention the LLM pays to each while reading ``answer``
+        after ``text``, averaged over layers, heads and the answer's tokens, as shares summing to 1 (on the
+        CPU). Runs the host with eager attention for this call (fused kernels do not return the weights)."""
+        inputs, is_visual = self._inputs(videos, texts, answers, visual)
+        labels = inputs.pop("labels")
+        previous = self.host.config._attn_implementation
+        self.host.set_attn_implementation("eager")
+        try:
+            attentions = self.host(**inputs, output_attentions=True).attentions
+        finally:
+            self.host.set_attn_implementation(previous)
+        mean = torch.stack(attentions).float().mean((0, 2))  # [B, L, L] over layers and heads
+        reading = torch.zeros_like(is_visual)
+        reading[:, :-1] = labels[:, 1:] != IGNORE  # the positions that predict the answer's tokens
+        shares = []
+        for att, rows, cols in zip(mean, reading, is_visual):
+            weight = att[rows][:, cols].mean(0)
+            weight = weight[: len(weight) - self.added_rows]
+            shares.append((weight / weight.sum().clamp_min(1e-12)).cpu())
+        return shares
+
+    @torch.no_grad()
+    def choose(self, videos, questions, options, mode: str = "letter", visual=None) -> Choices:
+        """Multiple choice as NextQA-MC is scored, ``mode``:
+
+        ``"letter"``: the next-token logits of the option letters after the multiple-choice prompt
+        (padding options score -inf); ``"generate"``: the letter named in a greedy answer (-1 where none);
+        ``"likelihood"``: the summed log-probability of each option's text as the answer to the question.
+        ``visual``: the videos' tokens where already computed (see :meth:`build_inputs`; videos unused).
+        """
+        options = [check_options(o) for o in options]
+        texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
+        width = max(len(o) for o in options)
+        scores = torch.full((len(options), width), float("-inf"))
+        if mode not in SCORING_MODES:
+            raise ValueError(f"mode must be one of {list(SCORING_MODES)}, got {mode!r}")
+        visual = self.video_tokens(videos) if visual is None else visual  # once per video, any mode
+        counts = [len(v) for v in visual]
+        if mode == "letter":
+            logits = self.host(**self.build_inputs(None, texts, visual=visual)).logits[:, -1].float().cpu()
+            for i, o in enumerate(options):
+                scores[i, :len(o)] = logits[i, self.letter_ids[:len(o)]]
+            return Choices(scores.argmax(1).tolist(), scores, counts)
+        if mode == "generate":
+            answers = self.generate(None, texts, max_new_tokens=8, visual=visual)
+            picks = [parse_letter(a, len(o)) for a, o in zip(answers, options)]
+            for i, p in enumerate(picks):
+                if p is not None:
+                    scores[i, p] = 0.0
+            return Choices([-1 if p is None else p for p in picks], scores, counts)
+        owner = [i for i, o in enumerate(options) for _ in o]  # likelihood: every option after its question
+        flat = self.loglikelihood(None, [questions[i] for i in owner], [opt for o in options for opt in o],
+                                  visual=[visual[i] for i in owner])
+        column = [j for o in options for j in range(len(o))]
+        for (logp, _), i, j in zip(flat, owner, column):
+            scores[i, j] = logp
+        return Choices(scores.argmax(1).tolist(), scores, counts)
+
+
+def model_type(path: str | Path) -> str:
+    """The ``model_type`` of a checkpoint's ``config.json`` (a local directory, else through transformers)."""
+    config = Path(path) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("model_type", "")
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path).model_type
+
+
+def _groups(shapes) -> dict[tuple, list[int]]:
+    """Indices grouped by equal shape, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(shapes):
+        groups.setdefault(tuple(s), []).append(i)
+    return groups
+
+
+def _valid(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The rows ``[K, D]`` whose mask ``keep`` (``[K]``, on the CPU) is set: a view where they lead, as the
+    reducers pad at the end."""
+    n = int(keep.sum())
+    return rows[:n] if bool(keep[:n].all()) else rows[keep.to(rows.device)]
+
+
+def _layout(pieces) -> tuple[torch.Tensor, ...]:
+    """Left-padded layout of a batch on the CPU, built once so that the device gets four copies instead of
+    per-sample pieces. pieces: per sample ``(pre ids, n visual rows, post ids, answer ids)`` (the answer ids
+    end ``post``). -> ``ids [B, L]`` (0 at visual and padding positions), ``is_visual [B, L]``,
+    ``attention_mask [B, L]``, ``labels [B, L]`` (the answer ids, ``IGNORE`` elsewhere)."""
+    lengths = [len(pre) + n + len(post) for pre, n, post, _ in pieces]
+    b, length = len(pieces), max(lengths)
+    ids = torch.zeros(b, length, dtype=torch.long)
+    is_visual = torch.zeros(b, length, dtype=torch.bool)
+    mask = torch.zeros(b, length, dtype=torch.long)
+    labels = torch.full((b, length), IGNORE, dtype=torch.long)
+    for i, ((pre, n, post, target), size) in enumerate(zip(pieces, lengths)):
+        start = length - size
+        ids[i, start:start + len(pre)] = torch.tensor(pre, dtype=torch.long)
+        is_visual[i, start + len(pre):start + len(pre) + n] = True
+        ids[i, length - len(post):] = torch.tensor(post, dtype=torch.long)
+        mask[i, start:] = 1
+        labels[i, length - len(target):] = torch.tensor(target, dtype=torch.long)
+    return tuple(t.pin_memory() if torch.cuda.is_available() else t for t in (ids, is_visual, mask, labels))
