@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo test test-all bench
+.PHONY: install demo test test-all test-lmms-eval bench
 
 install:
 	@# torch first, pinned to a release our range admits, so that no newer (multi-GB) build is pulled in
@@ -17,6 +17,14 @@ test: install
 
 test-all: install  # slow and GPU tests too (GPU tests skip themselves without CUDA)
 	$(PYTHON) -m pytest -q -m ""
+
+# lmms-eval pulls torchvision and a CUDA build of torch (about 7 GB), so it gets an environment of its own;
+# the tests marked lmms_eval run lmms-eval there and compare it with `tokendynamics eval`.
+LMMS_ENV ?= .lmms-eval-env
+test-lmms-eval: install
+	test -x $(LMMS_ENV)/bin/python || $(PYTHON) -m venv $(LMMS_ENV)
+	$(LMMS_ENV)/bin/pip install -q -e ".[lmms-eval]" -c constraints/lmms-eval.txt
+	LMMS_EVAL_PYTHON=$(LMMS_ENV)/bin/python $(PYTHON) -m pytest -q -m lmms_eval
 
 bench: install
 	$(PYTHON) -m pip install -q -e ".[bench]"

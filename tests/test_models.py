@@ -136,7 +136,7 @@ def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
 
     assert via_plugin is TokenDynamicsLMM and AVAILABLE_MODELS == {"tokendynamics": "TokenDynamicsLMM"}
     write_video(tmp_path / "v.mp4", _videos(6)[0].numpy()[:, :48, :48])
-    lmm = TokenDynamicsLMM(str(tiny), compressor="token_dynamics", num_tokens=3, max_frames_num=4, device="cpu")
+    lmm = TokenDynamicsLMM(str(tiny), reducer="token_dynamics", num_tokens=3, max_frames_num=4, device="cpu")
     lmm.task_dict = {"task": {"test": {0: {"video": str(tmp_path / "v.mp4")}}}}
     to_visual = lambda doc: [doc["video"]]  # noqa: E731
     text = multiple_choice(QUESTION, OPTIONS)
@@ -147,7 +147,7 @@ def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
     video = lmm._video([str(tmp_path / "v.mp4")])
     with torch.no_grad():  # the same as the letter's log-probability after the prompt
         logits = lmm.model([video], [text]).logits[0, -1].log_softmax(-1)
-    assert abs(logp - float(logits[lmm.model.letter_ids[1]])) < 1e-4
+    assert abs(-logp - float(logits[lmm.model.letter_ids[1]])) < 1e-4  # lmms-eval takes the NLL's argmin
     assert greedy == (int(logits.argmax()) == lmm.model.letter_ids[1])
 
 

@@ -46,9 +46,15 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 
 def _motionqa(args: argparse.Namespace, console: Console) -> None:
-    """Generate MotionQA and print its tally per split."""
+    """Generate MotionQA and print its tally per split, or write its lmms-eval tasks."""
     from .data.motionqa import generate_motionqa
 
+    if args.action == "lmms-task":
+        from .integrations.lmms_tasks import write_tasks
+
+        for path in write_tasks(args.data_dir, args.task_dir, args.name, args.split):
+            console.print(f"wrote {path}")
+        return
     stats = generate_motionqa(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames,
                               size=args.size, fps=args.fps, arrays=args.arrays or args.no_mp4,
                               mp4=not args.no_mp4, workers=args.workers)
@@ -178,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
     gen.add_argument("--no-mp4", action="store_true", help="frame archives only (implies --arrays; no PyAV needed)")
     gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
-    train = sub.add_parser("train", **helpful, help="fine-tune a LLaVA-OneVision model with a reducer on QA JSONL")
+    task = mq.add_parser("lmms-task", **helpful, help="write lmms-eval tasks (likelihood and letter) for a QA "
+                         "folder into TASK_DIR (use with lmms-eval's --include_path)")
+    task.add_argument("data_dir", metavar="DATA_DIR", help="a folder holding SPLIT.jsonl and its videos")
+    task.add_argument("task_dir", metavar="TASK_DIR")
+    task.add_argument("--split", default="test")
+    task.add_argument("--name", default="motionqa", help="task names: NAME_mc and NAME_letter")
+    train = sub.add_parser("train", **helpful, help="fine-tune a host video LLM with a reducer on QA JSONL")
     _model_args(train, required_compressor=True)
     train.add_argument("--output", required=True, help="run directory: checkpoint, logs, final model/")
     train.add_argument("--batch-size", type=_positive, default=8, help="global batch (split across processes)")

@@ -129,9 +129,8 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def _records(model, batch, result) -> list[dict]:
-    h, w = model.grid
     frames = [len(f) for f in batch["frames"]]
     return [dict(index=batch["index"][i], id=batch["id"][i], type=batch["type"][i], pick=result.picks[i],
                  answer=batch["answer"][i], correct=result.picks[i] == batch["answer"][i],
-                 visual_tokens=result.visual_tokens[i], full_tokens=frames[i] * h * w + 1)
+                 visual_tokens=result.visual_tokens[i], full_tokens=model.full_tokens(frames[i]))
             for i in range(len(batch["question"]))]

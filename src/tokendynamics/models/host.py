@@ -46,6 +46,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     model_types: tuple[str, ...] = ()
     host_class: str = ""
     added_rows = 0  # rows :meth:`visual_rows` puts after the reducer's
+    grid: tuple[int, int]  # the host's token grid per frame, set by each host
 
     def __init__(self, host, tokenizer, transform, reducer: Reducer, recipe: dict | None = None):
         super().__init__()
@@ -64,6 +65,11 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def video_features(self, videos) -> list[torch.Tensor]:
         """Per video ``[T, h, w, D]``: the tokens the LLM would read, on the host's grid, at the LLM's width."""
+
+    def full_tokens(self, num_frames: int) -> int:
+        """Visual tokens the LLM would read for ``num_frames`` frames without a reducer (``grid``: the
+        host's token grid per frame, ``(h, w)``)."""
+        return num_frames * self.grid[0] * self.grid[1] + self.added_rows
 
     def visual_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """What the LLM reads of a video, given the reducer's valid rows ``[n, D]`` (by default, those)."""
