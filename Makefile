@@ -18,12 +18,14 @@ test: install
 test-all: install  # slow and GPU tests too (GPU tests skip themselves without CUDA)
 	$(PYTHON) -m pytest -q -m ""
 
-# lmms-eval pulls torchvision and a CUDA build of torch (about 7 GB), so it gets an environment of its own;
-# the tests marked lmms_eval run lmms-eval there and compare it with `tokendynamics eval`.
+# lmms-eval pulls torchvision and a CUDA build of torch (about 7 GB), so it gets an environment of its own,
+# with the torch its torchvision needs; the tests marked lmms_eval run lmms-eval there and compare it with
+# `tokendynamics eval`.
 LMMS_ENV ?= .lmms-eval-env
 test-lmms-eval: install
 	test -x $(LMMS_ENV)/bin/python || $(PYTHON) -m venv $(LMMS_ENV)
-	$(LMMS_ENV)/bin/pip install -q -e ".[lmms-eval]" -c constraints/lmms-eval.txt
+	$(LMMS_ENV)/bin/pip install -q "lmms-eval>=0.7.3,<0.8" -c constraints/lmms-eval.txt
+	$(LMMS_ENV)/bin/pip install -q --no-deps -e .  # keeps the torch that lmms-eval's torchvision was built for
 	LMMS_EVAL_PYTHON=$(LMMS_ENV)/bin/python $(PYTHON) -m pytest -q -m lmms_eval
 
 bench: install

@@ -37,6 +37,11 @@ def test_tasks_are_written_for_a_qa_folder(tmp_path):
     task = QATask(data)
     assert task.doc_to_visual(row) == [str(data / "v/0.mp4")] and task.doc_to_target(row) == 1
     assert task.process_letter(row, ["B."]) == {"acc": 1.0} and task.process_letter(row, ["no idea"]) == {"acc": 0.0}
+    from tokendynamics.cli import main
+
+    assert main(["motionqa", "lmms-task", str(data), str(tmp_path / "cli"), "--name", "mine"]) == 0
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["mine_letter.yaml", "mine_mc.yaml", "utils.py"]
+    assert main(["motionqa", "lmms-task", str(tmp_path / "nowhere"), str(tmp_path / "cli")]) == 2  # one line, no trace
     (data / "bad.jsonl").write_text('{"video": "x"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1: missing key"):
         write_tasks(data, tmp_path / "tasks", split="bad")

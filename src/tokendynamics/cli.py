@@ -233,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and bool(args.question) != bool(args.options):
         parser.error("--question and --options go together")
     console = Console()
-    torch.manual_seed(args.seed)
+    torch.manual_seed(getattr(args, "seed", 0))  # every command that draws takes --seed
     try:
         {"demo": _demo, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:  # one line naming what is wrong
         console.print(f"[red]error:[/red] {err}")
         return 2
     return 0
