@@ -76,6 +76,22 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(setup):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_with_other_settings_is_not_resumed_unless_asked(setup, tmp_path):
+    root, host = setup
+    out = tmp_path / "run"
+    train(_train_cfg(root, host, out, steps=2))
+    with pytest.raises(ValueError, match=r"other settings \(num_tokens 4 -> 6; lr 0.01 -> 0.001\).*--resume.*--overwrite"):
+        train(_train_cfg(root, host, out, steps=2, num_tokens=6, lr=1e-3))
+    train(_train_cfg(root, host, out, steps=2, workers=0, log_every=2))  # how it runs may change
+    train(_train_cfg(root, host, out, steps=3, existing="resume"))  # one more step, with these settings
+    assert len(_losses(out)) == 3
+    train(_train_cfg(root, host, out, steps=2, num_tokens=6, existing="overwrite"))
+    assert len(_losses(out)) == 2 and json.loads((out / "train_config.json").read_text())["num_tokens"] == 6
+    assert main(["train", "--model", str(host), "--data", str(root / "mqa/train.jsonl"), "--video-root",
+                 str(root / "mqa"), "--reducer", "token_dynamics", "--num-tokens", "5", "--frames", "8",
+                 "--workers", "0", "--output", str(out)]) == 2  # one line naming the settings
+
+
 def test_two_processes_match_one(setup, tmp_path):
     root, host = setup
     common = ["--model", str(host), "--video-root", str(root / "mqa"), "--frames", "8", "--workers", "0"]
@@ -303,3 +319,42 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
     assert len(log) == 2 and all(entry["loss"] > 0 for entry in log)
     with pytest.raises(ValueError, match="unknown architecture field"):
         build_host(tmp_path / "bad", image_sise=224)
+
+
+def test_errors_are_one_line_even_from_worker_processes(setup, tmp_path, capsys):
+    root, host = setup
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    row = dict(video="broken.mp4", question="What moves?", options=["a", "b"], answer=0)
+    (tmp_path / "qa.jsonl").write_text(json.dumps(row) + "\n")
+    common = ["--model", str(host), "--data", str(tmp_path / "qa.jsonl"), "--video-root", str(tmp_path),
+              "--frames", "8", "--workers", "2"]
+    assert main(["eval", *common, "--reducer", "full", "--batch-size", "1"]) == 2
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.mp4" in errors[0] and errors[0].endswith("(--skip-bad skips unreadable videos)")
+    assert main(["eval", *common[:2], "--data", str(tmp_path / "none.jsonl"), *common[4:]]) == 2
+    assert "none.jsonl" in capsys.readouterr().out
+    assert main(["eval", "--model", str(tmp_path / "nowhere"), *common[2:]]) == 2
+    assert "nowhere" in capsys.readouterr().out
+
+
+def test_ctrl_c_says_where_the_checkpoint_is(setup, tmp_path, monkeypatch, capsys):
+    import tokendynamics.train as training
+
+    root, host = setup
+    train(_train_cfg(root, host, tmp_path / "run", steps=2, save_every=2))
+    calls = []
+
+    def interrupt(*args):
+        calls.append(1)
+        if len(calls) > 1:  # the second step of the resumed run
+            raise KeyboardInterrupt
+        return original(*args)
+    original = training._loss
+    monkeypatch.setattr(training, "_loss", interrupt)
+    args = ["train", "--model", str(host), "--data", str(root / "mqa/train.jsonl"), "--video-root", str(root / "mqa"),
+            "--reducer", "token_dynamics", "--num-tokens", "4", "--frames", "8", "--workers", "0", "--batch-size", "4",
+            "--lr", "1e-2", "--warmup", "0", "--save-every", "2", "--log-every", "1", "--steps", "6",
+            "--output", str(tmp_path / "run"), "--resume"]
+    assert main(args) == 130
+    out = capsys.readouterr().out
+    assert "interrupted at step 3" in out and "holds step 2" in out and "run the same command again" in out, out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 
 import torch
@@ -220,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--save-every", type=_positive, default=100, help="checkpoint interval (steps)")
     train.add_argument("--log-every", type=_positive, default=10)
     train.add_argument("--stop-after", type=_positive, help="run at most N steps now, then checkpoint and exit")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", dest="existing", action="store_const", const="resume",
+                       help="continue the run in --output even where its saved settings differ from these")
+    again.add_argument("--overwrite", dest="existing", action="store_const", const="overwrite",
+                       help="delete the run in --output and start over")
+    train.set_defaults(existing="check")
     train.add_argument("--seed", type=int, default=0)
     evaluate = sub.add_parser("eval", **helpful, help="evaluate a model with a reducer on QA JSONL")
     _model_args(evaluate, required_compressor=False)
@@ -237,9 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"demo": _demo, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
     except (ValueError, TypeError, FileNotFoundError) as err:  # one line naming what is wrong
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {_one_line(err, args.command)}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt as err:
+        console.print(f"[yellow]{err or 'interrupted'}[/yellow]", highlight=False, soft_wrap=True)
+        return 130
     return 0
+
+
+def _one_line(err: Exception, command: str) -> str:
+    """The error's own message, without the worker traceback a data-loader process wraps it in, and the
+    flag that gets past an unreadable video where there is one."""
+    from .data.video import VideoError
+
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(err).__name__
+    text = re.sub(r"^[\w.]*(Error|Exception): ", "", text)  # "pkg.module.VideoError: ..." as re-raised
+    if isinstance(err, VideoError) and command in ("train", "eval"):
+        text += " (--skip-bad skips unreadable videos)"
+    return text
 
 
 if __name__ == "__main__":

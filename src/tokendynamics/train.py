@@ -43,6 +43,10 @@ from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
 CHECKPOINT = "checkpoint"
 ADAPTER = "adapter"
 LLM_MODES = ("lora", "full", "frozen")
+EXISTING = ("check", "resume", "overwrite")
+CONFIG_FILE = "train_config.json"
+# settings that may change between invocations of one run (how it is run, not what it learns)
+RUN_ONLY = ("output", "workers", "save_every", "log_every", "frame_cache", "skip_bad", "stop_after", "existing")
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -84,6 +88,8 @@ class TrainConfig:
     frame_cache: str | None = None  # a directory for the sampled frames of every video (data.framecache)
     mixed_precision: str | None = None  # None: bf16 on GPU, none on CPU
     stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
+    existing: str = "check"  # an output that holds a run: "check" (resume it only if its settings are
+    # these), "resume" (resume it with these settings), "overwrite" (delete it and start over)
 
     def __post_init__(self):
         check_positive_fields(self, ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank",
@@ -96,8 +102,19 @@ class TrainConfig:
             raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
         if not 0 <= self.vision_lr_scale:
             raise ValueError(f"vision_lr_scale must be >= 0, got {self.vision_lr_scale!r}")
+        if self.existing not in EXISTING:
+            raise ValueError(f"existing must be one of {list(EXISTING)}, got {self.existing!r}")
         if self.augment not in (None,) + AUGMENTATIONS:
             raise ValueError(f"augment must be one of {list(AUGMENTATIONS)} or None, got {self.augment!r}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C: where it was, and where it resumes from."""
+
+    def __init__(self, output: Path, step: int, saved: int | None):
+        where = (f"the checkpoint in {output / CHECKPOINT} holds step {saved}: run the same command again to "
+                 f"resume from it" if saved is not None else "no checkpoint was written yet")
+        super().__init__(f"training interrupted at step {step}; {where}")
 
 
 class LoopState:
@@ -177,6 +194,23 @@ def schedule(cfg: TrainConfig):
     return factor
 
 
+def check_existing(cfg: "TrainConfig", output: Path) -> bool:
+    """Whether the run held in ``output`` is to be deleted first (``cfg.existing == "overwrite"``); refuses
+    to resume one whose saved settings differ from ``cfg``'s, naming them, unless told to resume anyway.
+    Reads only, so every process of a run reaches the same verdict."""
+    saved = output / CONFIG_FILE
+    if not (output / CHECKPOINT).is_dir() or not saved.is_file():
+        return False
+    if cfg.existing == "overwrite":
+        return True
+    old, new = json.loads(saved.read_text()), asdict(cfg)
+    changed = [f"{k} {old.get(k)!r} -> {new[k]!r}" for k in new if k not in RUN_ONLY and old.get(k) != new[k]]
+    if changed and cfg.existing == "check":
+        raise ValueError(f"{output} holds a run with other settings ({'; '.join(changed)}): pass --resume to "
+                         f"continue it with these, or --overwrite to start over")
+    return False
+
+
 def save_checkpoint(accelerator, output: Path) -> None:
     """Write the checkpoint beside the old one, then swap, so a kill never leaves a half-written one."""
     tmp, final, old = output / (CHECKPOINT + ".tmp"), output / CHECKPOINT, output / (CHECKPOINT + ".old")
@@ -203,6 +237,9 @@ def train(cfg: TrainConfig) -> dict:
     set_seed(cfg.seed)
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
     cfg = replace(cfg, frames=recipe_frames(model.recipe, cfg.frames), target=recipe_target(model.recipe, cfg.target))
+    if check_existing(cfg, output) and accelerator.is_main_process:
+        shutil.rmtree(output)
+    accelerator.wait_for_everyone()
     groups = trainable(model, cfg)
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -223,7 +260,7 @@ def train(cfg: TrainConfig) -> dict:
         accelerator.print(f"resumed from {output / CHECKPOINT} at step {state.step}")
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
-        (output / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        (output / CONFIG_FILE).write_text(json.dumps(asdict(cfg), indent=2))
 
     bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
@@ -231,37 +268,42 @@ def train(cfg: TrainConfig) -> dict:
     task = bar.add_task("train", total=cfg.steps, completed=state.step, loss="-")
     start, samples, running = time.perf_counter(), 0, []
     last = cfg.steps if cfg.stop_after is None else min(cfg.steps, state.step + cfg.stop_after)
-    with bar, sdpa_kernel(TRAINING_ATTENTION):
-        while state.step < last:
-            loader.set_epoch(state.epoch)
-            batches = accelerator.skip_first_batches(loader, state.batch) if state.batch else loader
-            for batch in batches:
-                with accelerator.accumulate(model):
-                    loss = _loss(model, batch, params, cfg.target)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                state.batch += 1
-                state.skipped += batch["skipped"]
-                samples += len(batch["question"])
-                running.append(accelerator.gather(loss.detach()[None]).mean().item())
-                if not accelerator.sync_gradients:
-                    continue
-                state.step += 1
-                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-                    state.log.append(dict(step=state.step, loss=sum(running) / len(running),
-                                          lr=scheduler.get_last_lr()[0]))
-                    running = []
-                bar.update(task, completed=state.step, loss=f"{state.log[-1]['loss']:.4f}" if state.log else "-")
-                if state.step % cfg.save_every == 0 or state.step == last:
-                    save_checkpoint(accelerator, output)
-                if state.step >= last:
-                    break
-            else:
-                state.epoch, state.batch = state.epoch + 1, 0
+    saved = state.step if (output / CHECKPOINT).is_dir() else None  # the step the checkpoint holds
+    try:
+        with bar, sdpa_kernel(TRAINING_ATTENTION):
+            while state.step < last:
+                loader.set_epoch(state.epoch)
+                batches = accelerator.skip_first_batches(loader, state.batch) if state.batch else loader
+                for batch in batches:
+                    with accelerator.accumulate(model):
+                        loss = _loss(model, batch, params, cfg.target)
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients:
+                            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad()
+                    state.batch += 1
+                    state.skipped += batch["skipped"]
+                    samples += len(batch["question"])
+                    running.append(accelerator.gather(loss.detach()[None]).mean().item())
+                    if not accelerator.sync_gradients:
+                        continue
+                    state.step += 1
+                    if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                        state.log.append(dict(step=state.step, loss=sum(running) / len(running),
+                                              lr=scheduler.get_last_lr()[0]))
+                        running = []
+                    bar.update(task, completed=state.step, loss=f"{state.log[-1]['loss']:.4f}" if state.log else "-")
+                    if state.step % cfg.save_every == 0 or state.step == last:
+                        save_checkpoint(accelerator, output)
+                        saved = state.step
+                    if state.step >= last:
+                        break
+                else:
+                    state.epoch, state.batch = state.epoch + 1, 0
+    except KeyboardInterrupt:
+        raise Interrupted(output, state.step, saved) from None
     elapsed = time.perf_counter() - start
     skipped = int(accelerator.gather(torch.tensor([state.skipped], device=accelerator.device)).sum())
     local = torch.tensor([samples], device=accelerator.device)
