@@ -25,6 +25,9 @@ def test_demo_answers_a_given_question_about_a_given_video(tmp_path, capsys):
 def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
     assert main(["motionqa", "generate", str(tmp_path), "--num-videos", "1", "--size", "101"]) == 2
     assert "size must be an even number" in capsys.readouterr().out
+    assert main(["demo", "--video", str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "--video" in out and "missing.mp4" in out and "token hash table" not in out  # checked before any work
 
 
 def test_flags_name_what_they_expect_and_help_shows_defaults(capsys):

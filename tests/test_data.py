@@ -184,9 +184,12 @@ def test_uniform_sampling_and_times(tmp_path):
     assert uniform_indices(20, 5) == [2, 6, 10, 14, 18]
     red = read_video(tmp_path / "ramp.mp4", 5)[:, 16, 16, 0].int()
     assert torch.all((red - torch.tensor([24, 72, 120, 168, 216])).abs() <= 6)
-    at = read_video(tmp_path / "ramp.mp4", times=[0.0, 0.55, 5.0])[:, 16, 16, 0].int()  # 5 s: past the end
+    at = read_video(tmp_path / "ramp.mp4", times=[0.0, 0.55, 1.95])[:, 16, 16, 0].int()  # 1.95 s: the last frame
     assert torch.all((at - torch.tensor([0, 60, 228])).abs() <= 6)
-    assert read_video(tmp_path / "ramp.mp4", 40).shape[0] == 40  # more frames than the video: repeats
+    with pytest.raises(ValueError, match=r"times go to 5 s, past the end of .*ramp.mp4.*\(2 s\)"):
+        read_video(tmp_path / "ramp.mp4", times=[0.0, 5.0])
+    with pytest.warns(UserWarning, match="has 20 frames and 40 were asked for: some are repeated"):
+        assert read_video(tmp_path / "ramp.mp4", 40).shape[0] == 40
 
 
 def test_config_errors():

@@ -89,6 +89,8 @@ def test_lmms_eval_scores_each_question_as_tokendynamics_eval_does(tmp_path):
         assert len(records) == len(theirs[task]) == len(items)
         for record in records:  # the same verdict on every question
             assert float(theirs[task][str(record["index"])]["acc"]) == float(record["correct"]), (mode, record)
+    for record in ours["generate"]["records"]:  # the same generated answer
+        assert theirs["motionqa_letter"][str(record["index"])]["resps"] == [record["text"]]
     for record in ours["likelihood"]["records"]:  # and the same pick: lmms-eval's argmin of the NLLs
         nlls = [nll for nll, _ in theirs["motionqa_mc"][str(record["index"])]["resps"]]
         assert min(range(len(nlls)), key=nlls.__getitem__) == record["pick"]

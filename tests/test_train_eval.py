@@ -62,6 +62,9 @@ def test_train_saves_a_model_that_loads_and_evaluates(setup):
     assert report["visual_tokens"]["full_mean"] == 8 * 2 * 2 + 1
     assert set(report["per_type"]) == {i.type for i in load_qa(root / "mqa/test.jsonl")}
     assert json.loads((root / "report.json").read_text())["overall"] == report["overall"]
+    generated = evaluate(EvalConfig(model=str(root / "run" / "model"), data=str(root / "mqa/test.jsonl"),
+                                    video_root=str(root / "mqa"), frames=8, workers=0, mode="generate"))
+    assert all(isinstance(r["text"], str) for r in generated["records"])  # what was generated, beside the pick
 
 
 def test_a_stopped_run_resumes_to_the_uninterrupted_result(setup):

@@ -15,7 +15,7 @@ from rich.table import Table
 from .data import planted_token_video
 from .data.motionqa import MotionQAConfig, make_video
 from .data.qa import QAItem
-from .data.video import read_video, uniform_indices
+from .data.video import count_frames, read_video, uniform_indices
 from .hashing import hash_video
 from .models.builtin import DATA, FRAMES, load_builtin, variants
 from .viz import save_keymap_gif, save_keymap_png, save_weights_png
@@ -27,6 +27,8 @@ def run_demo(args, console: Console) -> None:
     """Hash a generated token video (planted structure) and a video's pixel patches; print what the tables
     kept and write pictures of the key map; then let the built-in model answer questions about videos with
     full tokens and with Token Dynamics."""
+    if args.video and not Path(args.video).is_file():  # before any work, not after the first part
+        raise FileNotFoundError(f"--video {args.video!r} is not a file")
     _demo_planted(args, console)
     frames, items, about = _demo_source(args, console)
     _demo_video(args, console, frames, about, items)
@@ -85,7 +87,7 @@ def _demo_source(args, console):
     """The demo's real video: ``--video`` (with ``--question``/``--options``) or a generated MotionQA video
     at the built-in model's size. Returns ``(frames uint8 [T, H, W, 3], QAItems, description)``."""
     if args.video:
-        frames = read_video(args.video, 32)
+        frames = read_video(args.video, min(32, count_frames(args.video)))  # no repeats for a short clip
         items = [QAItem(args.video, args.question, tuple(args.options), 0)] if args.question else []
         return frames, items, args.video
     with console.status("generating a MotionQA video"):

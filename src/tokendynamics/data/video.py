@@ -7,6 +7,7 @@ which names the file.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -80,9 +81,10 @@ def uniform_indices(total: int, num_frames: int) -> list[int]:
 
 def read_video(path: str | Path, num_frames: int = 32, *, times: Sequence[float] | None = None,
                size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Decode ``num_frames`` frames sampled uniformly (segment centres; a short video repeats frames), or the
-    frames shown at ``times`` (seconds), as ``uint8 [T, H, W, 3]`` RGB; ``size=(height, width)`` resizes
-    (bilinear, antialiased). Only the kept frames are held in memory."""
+    """Decode ``num_frames`` frames sampled uniformly (segment centres; a video with fewer frames repeats
+    some, with a warning), or the frames shown at ``times`` (seconds; a time past the video's end is a
+    ``ValueError``), as ``uint8 [T, H, W, 3]`` RGB; ``size=(height, width)`` resizes (bilinear,
+    antialiased). Only the kept frames are held in memory."""
     path = Path(path)
     check_positive_int(num_frames, "num_frames")
     if times is not None:
@@ -91,8 +93,11 @@ def read_video(path: str | Path, num_frames: int = 32, *, times: Sequence[float]
             raise ValueError(f"times must be a non-empty list of seconds >= 0, got {times!r}")
         frames = _frames_at_times(path, times)
     else:
-        wanted = uniform_indices(count_frames(path), num_frames)
-        frames = _frames_at_indices(path, wanted)
+        total = count_frames(path)
+        if total < num_frames:
+            warnings.warn(f"video file {str(path)!r} has {total} frames and {num_frames} were asked for: "
+                          f"some are repeated", stacklevel=2)
+        frames = _frames_at_indices(path, uniform_indices(total, num_frames))
     video = torch.from_numpy(np.stack(frames))
     return video if size is None else resize(video, size)
 
@@ -117,7 +122,7 @@ def _frames_at_indices(path: Path, wanted: list[int]) -> list[np.ndarray]:
 
 
 def _frames_at_times(path: Path, times: list[float]) -> list[np.ndarray]:
-    out, last = [], None
+    out, last, shown = [], None, [0.0, 0.0]  # shown: the start times of the last two frames decoded
     with _open(path) as container:
         for frame in _frames(container, path):
             t = float(frame.time) if frame.time is not None else 0.0
@@ -125,9 +130,12 @@ def _frames_at_times(path: Path, times: list[float]) -> list[np.ndarray]:
                 out.append(last)  # the frame on screen at that time
             if len(out) == len(times):
                 break
-            last = frame.to_ndarray(format="rgb24")
+            last, shown = frame.to_ndarray(format="rgb24"), [shown[1], t]
     if last is None:
         raise VideoError(f"video file {str(path)!r} has no decodable frames")
+    end = shown[1] + (shown[1] - shown[0])  # the last frame stays on screen one frame interval
+    if len(out) < len(times) and times[-1] >= end:
+        raise ValueError(f"times go to {times[-1]:g} s, past the end of {str(path)!r} ({end:g} s)")
     return out + [last] * (len(times) - len(out))
 
 

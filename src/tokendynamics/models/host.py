@@ -30,11 +30,13 @@ IGNORE = -100
 @dataclass
 class Choices:
     """Multiple-choice results: ``picks`` (option index per question, -1 where none could be read),
-    ``scores`` ``[B, max options]``, ``visual_tokens`` (tokens the LLM read per video, a host's added rows included)."""
+    ``scores`` ``[B, max options]``, ``visual_tokens`` (tokens the LLM read per video, a host's added rows
+    included), ``texts`` (the generated answers, in ``"generate"`` mode; else None)."""
 
     picks: list[int]
     scores: torch.Tensor
     visual_tokens: list[int]
+    texts: list[str] | None = None
 
 
 class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
@@ -281,7 +283,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
             for i, p in enumerate(picks):
                 if p is not None:
                     scores[i, p] = 0.0
-            return Choices([-1 if p is None else p for p in picks], scores, counts)
+            return Choices([-1 if p is None else p for p in picks], scores, counts, answers)
         owner = [i for i, o in enumerate(options) for _ in o]  # likelihood: every option after its question
         flat = self.loglikelihood(None, [questions[i] for i in owner], [opt for o in options for opt in o],
                                   visual=[visual[i] for i in owner])
