@@ -235,3 +235,24 @@ def test_one_loader_picks_the_host_from_the_checkpoint(tiny, tmp_path):
     (other / "config.json").write_text(json.dumps(config | {"model_type": "blip_2"}))
     with pytest.raises(ValueError, match="is a 'blip_2'.*supported hosts: llava_onevision"):
         from_pretrained(other)
+
+
+def test_video_files_become_compact_tokens_in_one_call(tiny, tmp_path):
+    import tokendynamics as td
+    from tokendynamics.data import write_video
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, video in enumerate(_videos(8, 8, seed=3)):
+        write_video(folder / f"{i}.mp4", video.numpy()[:, :48, :48])
+    (folder / "notes.txt").write_text("not a video")
+    out = td.encode_videos(folder, model=str(tiny), reducer="token_dynamics", num_tokens=3, frames=4)
+    assert list(out) == [str(folder / "0.mp4"), str(folder / "1.mp4")]
+    dim = td.models.from_pretrained(tiny).host.config.text_config.hidden_size
+    for compact in out.values():
+        assert compact.tokens.shape == (1, 3, dim) and compact.hash.key_map.shape == (1, 4, 2, 2)
+    single = td.encode_videos(folder / "1.mp4", model=str(tiny), reducer="token_dynamics", num_tokens=3, frames=4)
+    torch.testing.assert_close(single[str(folder / "1.mp4")].tokens, out[str(folder / "1.mp4")].tokens)
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        td.encode_videos(tmp_path / "missing.mp4", model=str(tiny))
+    assert td.data.read_video is not None and td.models.VideoLLM is not None  # subpackages as attributes

@@ -26,3 +26,13 @@ def test_the_ten_line_example_runs_and_prints_its_comments():
     import tokendynamics as td
     assert [line.split()[0] for line in printed[2:]] == list(td.reducers)
     assert all(line.endswith("(1, 8, 256)") for line in printed[2:])
+
+
+def test_the_video_file_example_runs_and_prints_its_comment(tmp_path, monkeypatch):
+    code = _block_after("### From video files to compact tokens")
+    monkeypatch.chdir(tmp_path)  # it writes clip.mp4 where it runs
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    promised = re.findall(r"# (\(.*)", code)[-1].strip()
+    assert out.getvalue().strip().splitlines()[-1] == promised

@@ -6,6 +6,7 @@ arXiv 2503.16980).
     h.table, h.key_map, h.reconstruct(), h.distortion()
     out = td.TokenDynamics(dim=D, num_tokens=8)(tokens)   # out.tokens [B, 8, D], out.mask, out.hash
     out = td.reducers["tome"](tokens, num_tokens=8)        # any reducer, the same call
+    out = td.encode_videos("clip.mp4", model="builtin", reducer="token_dynamics")   # files to compact tokens
 
 Layers, each importing only from those below it: ``cluster`` (k-means, its kernels and graph replay) ->
 the method (``hashing``, ``dynamics``, ``token_dynamics``) -> ``reducers`` -> ``models`` (hosts) and
@@ -26,7 +27,18 @@ __all__ = [
 ]
 
 
+SUBPACKAGES = ("cluster", "data", "models", "integrations", "train", "evaluate", "encode", "pretrain", "viz", "demo")
+
+
 def __getattr__(name: str):
+    """The subpackages (``td.data``, ``td.models``, ...) and ``td.encode_videos``, imported when first
+    used, so that ``import tokendynamics`` stays light."""
+    import importlib
+
+    if name in SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "encode_videos":
+        return importlib.import_module(".encode", __name__).encode_videos
     if name == "compressors":  # the registry's name before 0.3
         return renamed(__name__, "compressors", "reducers", reducers)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
