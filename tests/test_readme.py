@@ -1,4 +1,5 @@
-"""The README's first example runs as printed, and its comments say what it prints."""
+"""Every Python block of the README runs as written on a CPU, in order, as a reader would run them (one
+session, one working folder); the first two print what their comments say."""
 
 import contextlib
 import io
@@ -36,3 +37,13 @@ def test_the_video_file_example_runs_and_prints_its_comment(tmp_path, monkeypatc
         exec(compile(code, "README.md", "exec"), {})
     promised = re.findall(r"# (\(.*)", code)[-1].strip()
     assert out.getvalue().strip().splitlines()[-1] == promised
+
+
+def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 7
+    session: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for number, code in enumerate(blocks):
+            exec(compile(code, f"README.md, Python block {number}", "exec"), session)
