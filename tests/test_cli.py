@@ -7,6 +7,9 @@ def test_demo_runs_and_writes_pictures(tmp_path, capsys):
     assert "token hash table" in out and "built-in model" in out and "Token Dynamics: " in out
     assert "9 visual tokens per video" in out and "393 visual tokens per video" in out
     assert (tmp_path / "keymap.png").stat().st_size > 0 and (tmp_path / "keymap.gif").stat().st_size > 0
+    page = (tmp_path / "summary.html").read_text()  # one page: the printed tables, then every picture
+    assert "token hash table" in page and "visual tokens per video" in page
+    assert '<img src="keymap.png"' in page and '<img src="answer_rows_q1.png"' in page
 
 
 def test_demo_answers_a_given_question_about_a_given_video(tmp_path, capsys):

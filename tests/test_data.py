@@ -214,19 +214,24 @@ def test_archives_only_serve_the_dataset(tmp_path):
 def test_keymap_pictures(tmp_path):
     from PIL import Image
 
-    from tokendynamics.viz import keymap_overlay, save_keymap_gif, save_keymap_png
+    from tokendynamics.viz import GREY, TILE, keymap_overlay, moving_rows, row_colours, save_keymap_gif, save_keymap_png
 
     frames = torch.zeros(4, 32, 48, 3, dtype=torch.uint8)
     frames[:, :8] = (torch.arange(4) * 60).view(4, 1, 1, 1).to(torch.uint8)  # frames differ (GIFs merge repeats)
     key_map = torch.zeros(4, 2, 3, dtype=torch.long)
-    key_map[:, 1, 2] = 1
+    key_map[:, 0, 2] = 2  # a row that stays put
+    for t in range(4):  # and one that moves along the bottom row of cells
+        key_map[t, 1, min(t, 2)] = 1
+    assert moving_rows(key_map) == [1]
+    colours = row_colours(key_map)
+    assert (colours[0] == GREY).all() and (colours[2] == GREY).all() and not (colours[1] == GREY).all()
     over = keymap_overlay(frames, key_map)
     assert over.shape == (4, 32, 48, 3)
-    assert (over[0, 20, 40] != over[0, 20, 0]).any() and (over[0, 20, 0] == over[0, 30, 10]).all()  # cells tinted
+    assert (over[0, 20, 0] != over[0, 20, 40]).any() and (over[0, 20, 40] == over[0, 30, 20]).all()  # cells tinted
     png = Image.open(save_keymap_png(tmp_path / "k.png", frames, key_map, num_frames=2))
-    assert png.size == (96, 64)
+    assert png.width > 2 * TILE and png.height > 2 * TILE * 32 / 48  # two labelled rows of readable tiles
     gif = Image.open(save_keymap_gif(tmp_path / "k.gif", frames, key_map))
-    assert gif.size == (96, 32) and gif.n_frames == 4
+    assert gif.size == (2 * TILE + 4, round(TILE * 32 / 48) + 20) and gif.n_frames == 4
     with pytest.raises(ValueError, match="key_map must be"):
         keymap_overlay(frames, key_map[:2])
 
@@ -234,7 +239,7 @@ def test_keymap_pictures(tmp_path):
 def test_weight_pictures_light_the_heaviest_row(tmp_path):
     from PIL import Image
 
-    from tokendynamics.viz import save_weights_png, weight_overlay
+    from tokendynamics.viz import TILE, save_weights_png, weight_overlay
 
     frames = torch.full((2, 16, 16, 3), 100, dtype=torch.uint8)
     key_map = torch.zeros(2, 2, 2, dtype=torch.long)
@@ -242,7 +247,7 @@ def test_weight_pictures_light_the_heaviest_row(tmp_path):
     over = weight_overlay(frames, key_map, torch.tensor([0.1, 0.9]))
     assert over[0, 0, 0, 0] > over[0, 15, 15, 0] and over[0, 15, 15, 0] > over[0, 15, 15, 1]  # row 1 brightest
     png = Image.open(save_weights_png(tmp_path / "w.png", frames, key_map, [0.1, 0.9], num_frames=2))
-    assert png.size == (32, 32)
+    assert png.width > 2 * TILE and png.height > 2 * TILE
     with pytest.raises(ValueError, match="weights must be"):
         weight_overlay(frames, key_map, torch.tensor([1.0]))
 

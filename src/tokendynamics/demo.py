@@ -4,6 +4,7 @@ Dynamics."""
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -29,10 +30,24 @@ def run_demo(args, console: Console) -> None:
     full tokens and with Token Dynamics."""
     if args.video and not Path(args.video).is_file():  # before any work, not after the first part
         raise FileNotFoundError(f"--video {args.video!r} is not a file")
+    console.record = True  # for the summary page
     _demo_planted(args, console)
     frames, items, about = _demo_source(args, console)
     _demo_video(args, console, frames, about, items)
     _demo_model(args, console, frames, items)
+    console.print(f"everything above, with the pictures: {write_summary(Path(args.out), console)}")
+
+
+def write_summary(out: Path, console: Console) -> Path:
+    """``out/summary.html``: what the console printed (the tables of tokens kept and of answers) followed
+    by every picture in ``out``, each under its file name."""
+    pictures = sorted(p for p in out.iterdir() if p.suffix in (".png", ".gif"))
+    body = "".join(f'<h3>{html.escape(p.name)}</h3><img src="{html.escape(p.name)}" style="max-width:100%">'
+                   for p in pictures)
+    page = console.export_html(inline_styles=True, clear=False)
+    path = out / "summary.html"
+    path.write_text(page.replace("</body>", f"<h2>Pictures</h2>{body}</body>"), encoding="utf-8")
+    return path
 
 
 def _hash_table_rows(console, tokens, total, runs, seed):
