@@ -179,6 +179,7 @@ def test_bad_input_names_the_argument(kwargs, match):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(tokens=[[1.0]]), "tokens must be a torch.Tensor"),
     (dict(tokens=torch.zeros(2, 2, 2, 2, dtype=torch.long)), "floating"),
+    (dict(tokens=torch.zeros(4, 8, 8, 3, dtype=torch.uint8)), "look like video frames: td.encode_videos"),
     (dict(num_tokens=2.5), "num_tokens must be an int"),
 ])
 def test_bad_types_name_the_argument(kwargs, match):

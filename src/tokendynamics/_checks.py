@@ -27,8 +27,10 @@ def check_video_tokens(tokens, name: str = "tokens", finite: bool = True) -> tor
         raise ValueError(f"{name} must have shape [T, H, W, D] or [B, T, H, W, D], "
                          f"got {tokens.dim()} dimensions {tuple(tokens.shape)}")
     if tokens.dtype not in FLOAT_DTYPES:
+        hint = ("; these look like video frames: td.encode_videos turns video files into compact tokens through "
+                "a host's vision tower" if tokens.dtype == torch.uint8 and tokens.shape[-1] == 3 else "")
         raise TypeError(f"{name} must be a floating tensor (float32, float16, bfloat16 or float64), "
-                        f"got {tokens.dtype}")
+                        f"got {tokens.dtype}{hint}")
     if tokens.numel() == 0:
         raise ValueError(f"{name} must not have an empty dimension, got shape {tuple(tokens.shape)}")
     if finite:
