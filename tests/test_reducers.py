@@ -62,7 +62,10 @@ def test_constant_video_reduces_to_its_value(name):
     out = td.reducers[name](x, num_tokens=4)
     rows = out.tokens[out.mask]
     assert rows.shape[0] >= 2  # at least one row per video
-    torch.testing.assert_close(rows, value.expand_as(rows), rtol=1e-5, atol=1e-5)
+    expected = value.expand_as(rows).clone()
+    if name == "visionzip":  # VisionZip's contextual token (the last of 4) is its target plus the joined mean
+        expected.view(2, 4, 16)[:, 3] *= 2
+    torch.testing.assert_close(rows, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -134,6 +137,38 @@ def test_tome_averages_by_size():
     torch.testing.assert_close(out[0, 0], torch.tensor([2.0, 1.0]))
 
 
+def test_tome_orders_tokens_between_rounds_as_the_reference_does():
+    """Six 2-D tokens at the angles below (positions 0-5: A0 B0 A1 B1 A2 B2), reduced to 2, worked by hand.
+    Round 1 (r = 3): A0 -> B2, A1 -> B0, A2 -> B1, giving B0' (2.5 deg, cells 1, 2), B1' (92.5, cells 3, 4),
+    B2' (177.5, cells 0, 5). ToMe keeps them in B's order, so round 2 splits A = [B0', B2'], B = [B1']: B2'
+    (85 deg from B1') merges, leaving {0, 3, 4, 5} and {1, 2}. Put back in video order first
+    ([B2', B0', B1']), round 2 is A = [B2', B1'], B = [B0'] and B1' merges: {0, 5} and {1, 2, 3, 4}."""
+    angles = torch.tensor([175.0, 0.0, 5.0, 90.0, 95.0, 180.0]).deg2rad()
+    flat = torch.stack([angles.cos(), angles.sin()], -1)
+    x = flat.view(1, 1, 1, 6, 2)
+
+    def mean(cells):
+        return flat[cells].mean(0)
+    reference = tome(x, num_tokens=2).tokens[0]
+    torch.testing.assert_close(reference, torch.stack([mean([0, 3, 4, 5]), mean([1, 2])]))
+    video = tome(x, num_tokens=2, order="video").tokens[0]
+    torch.testing.assert_close(video, torch.stack([mean([0, 5]), mean([1, 2, 3, 4])]))
+    with pytest.raises(ValueError, match="order must be one of"):
+        tome(x, num_tokens=2, order="random")
+
+
+def test_tome_merges_at_most_half_the_tokens_a_round():
+    """Seven tokens to one: ToMe's cap, floor(m / 2), gives rounds of 3, 2, 1 (7 -> 4 -> 2 -> 1); sizes
+    weight the means, so the one token left is the mean of all seven."""
+    x = torch.randn(1, 1, 1, 7, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(tome(x, num_tokens=1).tokens[0, 0], x.view(7, 4).mean(0))
+    from tokendynamics.reducers.tome import bipartite_round
+
+    sums, sizes, pos = x.view(1, 7, 4), torch.ones(1, 7), torch.arange(7)[None]
+    sums, sizes, pos = bipartite_round(sums, sizes, pos, 7 // 2)
+    assert sizes.shape[1] == 4 and sizes.sum() == 7
+
+
 def test_visionzip_keeps_the_most_attended_tokens_and_merges_the_rest():
     x = torch.randn(1, 2, 4, 4, 8, generator=torch.Generator().manual_seed(0))
     attention = torch.zeros(1, 2, 4, 4)
@@ -142,13 +177,18 @@ def test_visionzip_keeps_the_most_attended_tokens_and_merges_the_rest():
     torch.testing.assert_close(out[:3], torch.stack([x[0, 0, 0, 1], x[0, 1, 0, 0], x[0, 1, 2, 3]]))
     flat = x.view(32, 8)
     rest = [i for i in range(32) if i not in (1, 16, 27)]
-    torch.testing.assert_close(out[3], flat[rest].mean(0))  # one contextual token: the mean of the rest
+    # one contextual token: the first remaining token (the target) plus the mean of the others
+    torch.testing.assert_close(out[3], flat[rest[0]] + flat[rest[1:]].mean(0))
+    mean = visionzip(x, num_tokens=4, attention=attention, contextual="mean").tokens[0]
+    torch.testing.assert_close(mean[3], flat[rest].mean(0))  # the project's variant: the mean of all of them
     with pytest.raises(ValueError, match="attention must have shape"):
         visionzip(x, num_tokens=4, attention=torch.zeros(1, 2, 4, 5))
 
 
 def test_dycoke_drops_cells_that_repeat_their_reference_frame():
     assert reference_frames(8).tolist() == [-1, 0, 0, 2, -1, 4, 4, 6]
+    # the last window, whole or not, is compared like every other (the reference code slips here)
+    assert reference_frames(7).tolist() == [-1, 0, 0, 2, -1, 4, 4] and reference_frames(5).tolist()[-1] == -1
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 1, 3, 3, 8, generator=g).expand(1, 4, 3, 3, 8).clone()  # static video ...
     x[0, 1, 1, 1] = torch.randn(8, generator=g)  # ... but for one cell of frame 1

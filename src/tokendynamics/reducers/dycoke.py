@@ -10,6 +10,13 @@ pays them, which needs the host LLM; for a fixed budget the survivors are pruned
 by the host's ``attention [B, T, H, W]`` where given, else by the parameter-free
 :func:`~tokendynamics.reducers.common.frame_saliency`. Should TTM leave fewer than ``K`` tokens, the dropped
 ones least similar to their reference fill the budget.
+
+Where this departs from the reference code, on purpose: it applies the windows of 4 to every frame, the
+last window included, whatever its length. The reference's loop slips by one at the end of a video: the
+third frame of the last full window is never pruned, and an odd frame count loses its last frame
+altogether (so at T = 31 and T = 32 it keeps or drops a frame the paper's rule would not; at T = 30 both
+agree). ``merging_ratio`` defaults to the paper's and the README's 0.7; the reference code's default is
+0.3, for which pass ``merging_ratio=0.3``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ attention received where the tower has no CLS, as SigLIP has none), given as ``a
 from the host's vision tower; without it, :func:`~tokendynamics.reducers.common.frame_saliency` stands in.
 Contextual: of the remaining tokens, every ``step``-th (in video order) becomes a target; every other
 remaining token joins its most similar target (cosine; VisionZip uses the attention keys, here the tokens)
-and each contextual token is the mean of its target and the tokens that joined it.
+and each contextual token is, as in VisionZip's code, its target plus the mean of the tokens that joined it
+(the target alone where none did). ``contextual="mean"`` (this project's earlier rule, a named variant)
+makes it the mean of the target and the joined tokens instead, a token of the same scale as the others.
 
 Budget split as in the paper's settings (54 dominant + 10 contextual of 64): ``contextual = max(1,
 round(K * 10 / 64))`` for ``K >= 2``. VisionZip selects per image; a video budget of a few tokens is less
@@ -23,6 +25,7 @@ from .._tensors import take
 from .common import check_scores, compact, merge_into, video_tokens
 
 CONTEXTUAL_SHARE = 10 / 64
+CONTEXTUAL_RULES = ("reference", "mean")
 
 
 def split_budget(num_tokens: int) -> tuple[int, int]:
@@ -31,10 +34,14 @@ def split_budget(num_tokens: int) -> tuple[int, int]:
     return num_tokens - contextual, contextual
 
 
-def visionzip(tokens: torch.Tensor, num_tokens: int, attention: torch.Tensor | None = None) -> CompactVideo:
+def visionzip(tokens: torch.Tensor, num_tokens: int, attention: torch.Tensor | None = None,
+              contextual: str = "reference") -> CompactVideo:
     """Keep the dominant tokens of ``[B, T, H, W, D]`` and merge the rest into contextual tokens.
     attention: the host's per-token attention ``[B, T, H, W]`` (None: parameter-free saliency).
+    contextual: ``"reference"`` (target + mean of the joined tokens) or ``"mean"`` (mean of both).
     -> ``[B, K, D]``: dominant tokens in video order, then contextual tokens in target order."""
+    if contextual not in CONTEXTUAL_RULES:
+        raise ValueError(f"contextual must be one of {list(CONTEXTUAL_RULES)}, got {contextual!r}")
     x = video_tokens(tokens, num_tokens)
     scores = check_scores(attention, x)
     b, n = x.shape[0], x.shape[1] * x.shape[2] * x.shape[3]
@@ -52,4 +59,8 @@ def visionzip(tokens: torch.Tensor, num_tokens: int, attention: torch.Tensor | N
     join = (F.normalize(others, dim=-1) @ F.normalize(targets, dim=-1).transpose(1, 2)).argmax(-1)
     sums, sizes = merge_into(targets, torch.ones(b, n_ctx, device=x.device), others,
                              torch.ones(join.shape, device=x.device), join)
-    return compact(torch.cat([dominant, sums / sizes.unsqueeze(-1)], 1), x)
+    if contextual == "mean":
+        merged = sums / sizes.unsqueeze(-1)
+    else:  # the target, plus the mean of what joined it
+        merged = targets + (sums - targets) / (sizes - 1).clamp_min(1).unsqueeze(-1)
+    return compact(torch.cat([dominant, merged], 1), x)
