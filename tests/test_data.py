@@ -3,6 +3,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from tokendynamics.data import motionqa as mq
@@ -272,3 +274,36 @@ def test_mirror_swaps_direction_words_with_the_pixels():
     assert len(seen) == 4  # every combination drawn
     with pytest.raises(ValueError, match="unknown augmentation"):
         Mirror.named("rotate")
+
+
+
+@pytest.mark.parametrize("frames, match", [
+    (np.zeros((2, 8, 8, 3), np.float32), "must hold uint8 frames"),
+    (np.zeros((8, 8, 3), np.uint8), "must hold uint8 frames"),
+    (np.zeros((0, 8, 8, 3), np.uint8), "T >= 1"),
+])
+def test_frame_archives_of_the_wrong_kind_name_the_file(tmp_path, frames, match):
+    from tokendynamics.data.qa import read_frames
+
+    np.savez_compressed(tmp_path / "v.npz", frames=frames)
+    with pytest.raises(VideoError, match=rf"v.npz.*{match}"):
+        read_frames(tmp_path / "v.npz", 2)
+    np.savez_compressed(tmp_path / "w.npz", pixels=np.zeros((2, 8, 8, 3), np.uint8))  # another key
+    with pytest.raises(VideoError, match="w.npz"):
+        read_frames(tmp_path / "w.npz", 2)
+    (tmp_path / "x.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(VideoError, match="x.npz"):
+        read_frames(tmp_path / "x.npz", 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_qa_files_of_random_bytes_name_the_file_and_line(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("qa") / "q.jsonl"
+    path.write_bytes(data)
+    try:
+        items = load_qa(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+    else:
+        assert all(isinstance(i.question, str) for i in items)

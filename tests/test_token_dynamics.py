@@ -229,3 +229,22 @@ def test_narrow_attention_width():
     assert sum(p.numel() for p in fact.parameters()) < 0.6 * sum(p.numel() for p in full.parameters())
     with pytest.raises(ValueError, match="attention width .18. must be divisible by heads .4."):
         td.TokenDynamics(dim=32, heads=4, width=18)
+
+
+
+def test_a_corrupted_module_names_its_file(tmp_path, model):
+    model.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "tokendynamics.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match="tokendynamics.safetensors.*not a readable safetensors"):
+        td.TokenDynamics.from_pretrained(tmp_path / "m")
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "tokendynamics_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="tokendynamics_config.json.*not a TokenDynamics config"):
+        td.TokenDynamics.from_pretrained(tmp_path / "m")
+    other = td.TokenDynamics(dim=model.config.dim * 2, num_tokens=4)
+    other.save_pretrained(tmp_path / "o")
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "tokendynamics.safetensors").write_bytes((tmp_path / "o" / "tokendynamics.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="does not hold this config's weights"):
+        td.TokenDynamics.from_pretrained(tmp_path / "m")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -77,3 +79,19 @@ def check_length_mode(num_tokens, max_distortion) -> None:
         check_positive_int(num_tokens, "num_tokens")
     elif not (isinstance(max_distortion, (int, float)) and math.isfinite(max_distortion) and max_distortion >= 0):
         raise ValueError(f"max_distortion must be a finite number >= 0, got {max_distortion!r}")
+
+
+def read_safetensors(path, device="cpu") -> tuple[dict, dict]:
+    """``(tensors, metadata)`` of a safetensors file; one that is missing is a ``FileNotFoundError``, one
+    that is not a readable safetensors file (empty, truncated, corrupted, another format) a ``ValueError``,
+    each naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"file {path!r} does not exist")
+    try:
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise ValueError(f"file {path!r} is not a readable safetensors file ({e})") from None

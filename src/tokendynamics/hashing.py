@@ -13,12 +13,11 @@ import math
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ._tensors import take
 from .cluster import cudagraphs
-from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
+from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens, read_safetensors
 from .cluster.kmeans import CPU_CHUNK_ELEMENTS, METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare
 
 _FORMAT = "tokendynamics.TokenHashTable"
@@ -93,15 +92,15 @@ class TokenHashTable:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "TokenHashTable":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"path {str(path)!r} does not exist")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"path {str(path)!r} is not a TokenHashTable file (format {meta.get('format')!r})")
-        t = load_file(str(path), device=str(device))
-        return cls(t["table"], t["key_map"], t["num_tokens"], t.get("distortion"))
+        t, meta = read_safetensors(path, device)
+        if meta.get("format") != _FORMAT or not {"table", "key_map", "num_tokens"} <= set(t):
+            raise ValueError(f"file {str(path)!r} is not a TokenHashTable file (format {meta.get('format')!r})")
+        if not bool(torch.isfinite(t["table"]).all()):
+            raise ValueError(f"file {str(path)!r} holds a table with non-finite values")
+        try:
+            return cls(t["table"], t["key_map"], t["num_tokens"], t.get("distortion"))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"file {str(path)!r} holds an inconsistent TokenHashTable: {e}") from None
 
     def __repr__(self) -> str:
         b, k, d = self.table.shape

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ._tensors import one_hot
 from .cluster import cudagraphs
 from .compact import CompactVideo
-from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
+from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens, read_safetensors
 from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
 from .hashing import TokenHashTable, hash_video
 from .cluster.kmeans import METRICS
@@ -171,11 +171,17 @@ class TokenDynamics(nn.Module):
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"directory {str(directory)!r} has no {name}")
-        config = TokenDynamicsConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        try:
+            config = TokenDynamicsConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        except (ValueError, TypeError) as e:  # not JSON, or not this config's fields
+            raise ValueError(f"file {str(directory / CONFIG_NAME)!r} is not a TokenDynamics config: {e}") from None
         model = cls(config)
-        state = load_file(str(directory / WEIGHTS_NAME))
-        dtype = next(iter(state.values())).dtype
-        model.to(dtype).load_state_dict(state)
+        state = read_safetensors(directory / WEIGHTS_NAME)[0]
+        try:
+            model.to(next(iter(state.values())).dtype).load_state_dict(state)
+        except (RuntimeError, StopIteration) as e:
+            raise ValueError(f"file {str(directory / WEIGHTS_NAME)!r} does not hold this config's weights: "
+                             f"{str(e).splitlines()[0] if str(e) else 'no tensors'}") from None
         return model.to(device)
 
 

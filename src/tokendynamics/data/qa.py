@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,8 +78,12 @@ def load_qa(path: str | Path) -> list[QAItem]:
     if not path.is_file():
         raise FileNotFoundError(f"QA file {str(path)!r} does not exist")
     items = []
-    with path.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{number}: not UTF-8 text") from None
             if text.strip():
                 items.append(parse_qa_line(text, f"{path}:{number}"))
     if not items:
@@ -99,8 +104,11 @@ def read_frames(path: Path, num_frames: int, size: tuple[int, int] | None = None
     try:
         with np.load(path) as archive:
             frames = archive["frames"]
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise VideoError(f"frame archive {str(path)!r} cannot be read: {e}") from e
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise VideoError(f"frame archive {str(path)!r} must hold uint8 frames [T, H, W, 3] with T >= 1, "
+                         f"got {frames.dtype} {frames.shape}")
     video = torch.from_numpy(frames[uniform_indices(len(frames), num_frames)])
     return video if size is None else resize(video, size)
 

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from .._checks import check_video_tokens
+from .._checks import check_video_tokens, read_safetensors
 from ..compact import CompactVideo
 from ..token_dynamics import TokenDynamics
 from .registry import reducers
@@ -69,7 +68,7 @@ class Reducer(nn.Module):
         cfg = json.loads((directory / CONFIG_NAME).read_text())
         reducer = cls(cfg["name"], cfg["dim"], cfg["num_tokens"], **cfg["options"])
         if reducer.model is not None and (directory / LEGACY_WEIGHTS_NAME).is_file():
-            state = load_file(str(directory / LEGACY_WEIGHTS_NAME))
+            state = read_safetensors(directory / LEGACY_WEIGHTS_NAME)[0]
             reducer.to(next(iter(state.values())).dtype).load_state_dict(state)
         elif reducer.model is not None:
             reducer.model = TokenDynamics.from_pretrained(directory)
