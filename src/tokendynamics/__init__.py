@@ -20,7 +20,7 @@ from .hashing import TokenHashTable, hash_video
 from .reducers import Reducer, reducers
 from .token_dynamics import TokenDynamics, TokenDynamicsConfig
 
-__version__ = "0.3.0.dev0"
+__version__ = "0.3.0"
 __all__ = [
     "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "Reducer", "TokenDynamics", "TokenDynamicsConfig",
     "TokenHashTable", "axis_code", "hash_video", "reducers", "__version__",
