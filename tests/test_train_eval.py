@@ -361,3 +361,20 @@ def test_ctrl_c_says_where_the_checkpoint_is(setup, tmp_path, monkeypatch, capsy
     assert main(args) == 130
     out = capsys.readouterr().out
     assert "interrupted at step 3" in out and "holds step 2" in out and "run the same command again" in out, out
+
+
+def test_an_unreadable_checkpoint_falls_back_to_the_previous_one(setup, tmp_path, capsys):
+    root, host = setup
+    out = tmp_path / "run"
+    train(_train_cfg(root, host, out, steps=6, stop_after=4, save_every=2))  # checkpoints at steps 2 and 4
+    assert (out / "checkpoint.previous").is_dir()
+    weights = out / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:64])  # truncated
+    train(_train_cfg(root, host, out, steps=6, save_every=2))
+    printed = capsys.readouterr().out
+    assert "cannot be read" in printed and "resumed at step 2" in printed, printed
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == 6
+    for name in ("checkpoint", "checkpoint.previous"):
+        (out / name / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"checkpoint .*previous .* cannot be read; --overwrite starts over"):
+        train(_train_cfg(root, host, out, steps=8, save_every=2, existing="resume"))

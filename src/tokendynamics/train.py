@@ -13,8 +13,10 @@ loop, save.
 
 The batch size is global: with ``n`` processes each takes ``batch_size / n`` of every batch, so runs on
 different process counts see the same batches. A checkpoint (trained weights, optimiser, scheduler, RNG and
-loop state) is written every ``save_every`` steps and a run restarted with the same ``--output`` resumes from
-it (``--stop-after N`` runs N steps and exits, for time-boxed jobs). The final model (LoRA adapters merged
+loop state) is written every ``save_every`` steps, the one before kept as ``checkpoint.previous``, and a run
+restarted with the same ``--output`` and settings resumes from it, from the previous one where the newest
+cannot be read (``--stop-after N`` runs N steps and exits, for time-boxed jobs; ``existing``: what to do with
+a run of other settings). The final model (LoRA adapters merged
 in) goes to ``output/model`` with its recipe (:mod:`.models.recipe`); a LoRA run also keeps its adapters
 alone in ``output/adapter`` (peft's format).
 """
@@ -41,6 +43,7 @@ from .models.prompts import training_pairs
 from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
 
 CHECKPOINT = "checkpoint"
+PREVIOUS = CHECKPOINT + ".previous"
 ADAPTER = "adapter"
 LLM_MODES = ("lora", "full", "frozen")
 EXISTING = ("check", "resume", "overwrite")
@@ -212,16 +215,41 @@ def check_existing(cfg: "TrainConfig", output: Path) -> bool:
 
 
 def save_checkpoint(accelerator, output: Path) -> None:
-    """Write the checkpoint beside the old one, then swap, so a kill never leaves a half-written one."""
-    tmp, final, old = output / (CHECKPOINT + ".tmp"), output / CHECKPOINT, output / (CHECKPOINT + ".old")
+    """Write the checkpoint beside the old one, then swap, so a kill never leaves a half-written one; the
+    one before is kept as ``checkpoint.previous`` (resumed from where the newest cannot be read)."""
+    tmp, final, previous = output / (CHECKPOINT + ".tmp"), output / CHECKPOINT, output / PREVIOUS
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():
-            final.rename(old)
+            shutil.rmtree(previous, ignore_errors=True)
+            final.rename(previous)
         tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+
+
+def resume(accelerator, output: Path, state: "LoopState") -> None:
+    """Load the run's checkpoint; one that cannot be read (truncated, corrupted) is reported and the previous
+    one, where it is kept, takes its place; with neither readable the run stops with one line naming them."""
+    failures = []
+    for path in (output / CHECKPOINT, output / PREVIOUS):
+        if not path.is_dir():
+            continue
+        try:
+            accelerator.load_state(str(path), strict=False)
+        except Exception as e:  # whatever an unreadable file makes torch, safetensors or pickle raise
+            failures.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            continue
+        if failures:
+            accelerator.print(f"checkpoint {failures[0]} cannot be read; resumed from {path}")
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:  # the unreadable one goes, the previous takes its place
+                shutil.rmtree(output / CHECKPOINT)
+                path.rename(output / CHECKPOINT)
+            accelerator.wait_for_everyone()
+        accelerator.print(f"resumed at step {state.step}")
+        return
+    raise ValueError(f"checkpoint {'; '.join(failures)} cannot be read; --overwrite starts over")
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -256,8 +284,7 @@ def train(cfg: TrainConfig) -> dict:
     accelerator.register_for_checkpointing(state)
     accelerator.register_save_state_pre_hook(_only_trainable)
     if (output / CHECKPOINT).is_dir():
-        accelerator.load_state(str(output / CHECKPOINT), strict=False)
-        accelerator.print(f"resumed from {output / CHECKPOINT} at step {state.step}")
+        resume(accelerator, output, state)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         (output / CONFIG_FILE).write_text(json.dumps(asdict(cfg), indent=2))
