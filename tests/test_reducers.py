@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tokendynamics as td
 from tokendynamics.reducers import pool_grid, tome, visionzip
@@ -273,3 +275,30 @@ def test_a_reducer_saved_in_the_older_format_still_loads(tmp_path):
     loaded.save_pretrained(tmp_path)  # saved again: the new format only
     assert not (tmp_path / "tokendynamics_reducer.safetensors").exists()
     assert td.TokenDynamics.from_pretrained(tmp_path).config.num_tokens == 4
+
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(NAMES), shape=st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 4),
+                                                     st.integers(1, 4), st.integers(1, 6)),
+       k=st.integers(-1, 40), dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float64]),
+       scale=st.sampled_from([0.0, 1e-30, 1.0, 1e30]))
+def test_every_reducer_gives_k_finite_rows_or_an_error_naming_the_argument(name, shape, k, dtype, scale):
+    """Random shapes, budgets, dtypes and scales (constant, tiny and huge tokens included): exactly K valid
+    finite rows of the input's width (fewer for the hashed ones where there are fewer distinct tokens), or
+    a ValueError naming the argument: num_tokens (uniform pooling: also a K that no grid of the video's
+    axes gives), or (untrained Token Dynamics) a width its 8 heads do not divide."""
+    x = (torch.randn(shape, generator=torch.Generator().manual_seed(k + 2)) * scale).to(dtype)
+    n = shape[1] * shape[2] * shape[3]
+    try:
+        out = td.reducers[name](x, num_tokens=k)
+    except ValueError as e:
+        heads = name == "token_dynamics" and shape[-1] % 8 and "divisible by heads" in str(e)
+        grid = name == "uniform_pool" and "cannot be laid out" in str(e)  # K must factor over the axes
+        assert heads or "num_tokens" in str(e) and (k < 1 or k > n or grid), (name, shape, k, str(e))
+        return
+    assert 1 <= k and (k <= n or name in HASHED)
+    assert out.tokens.shape[0] == shape[0] and out.tokens.shape[-1] == shape[-1] and out.tokens.dtype == dtype
+    kept = out.mask.sum(1)
+    assert bool((kept <= k).all()) and bool((kept >= 1).all()) and (name in HASHED or bool((kept == k).all()))
+    assert bool(torch.isfinite(out.tokens[out.mask].float()).all()) or scale == 1e30 and dtype != torch.float64
