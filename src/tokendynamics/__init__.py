@@ -9,7 +9,7 @@ arXiv 2503.16980).
     out = td.encode_videos("clip.mp4", model="builtin", reducer="token_dynamics")   # files to compact tokens
 
 Layers, each importing only from those below it: ``cluster`` (k-means, its kernels and graph replay) ->
-the method (``hashing``, ``dynamics``, ``token_dynamics``) -> ``reducers`` -> ``models`` (hosts) and
+the method (``hashing``, ``stream``, ``dynamics``, ``token_dynamics``) -> ``reducers`` -> ``models`` (hosts) and
 ``data`` -> the applications (``train``, ``evaluate``, ``cli``, ``demo``, ``viz``, ``integrations``).
 """
 
@@ -18,11 +18,13 @@ from .compact import CompactVideo
 from .dynamics import CrossDynamicsAttention, MotionFeatures, axis_code
 from .hashing import TokenHashTable, hash_video
 from .reducers import Reducer, reducers
+from .stream import HashStream
 from .token_dynamics import TokenDynamics, TokenDynamicsConfig
 
 __version__ = "0.3.0"
 __all__ = [
-    "CompactVideo", "CrossDynamicsAttention", "MotionFeatures", "Reducer", "TokenDynamics", "TokenDynamicsConfig",
+    "CompactVideo", "CrossDynamicsAttention", "HashStream", "MotionFeatures", "Reducer", "TokenDynamics",
+    "TokenDynamicsConfig",
     "TokenHashTable", "axis_code", "hash_video", "reducers", "__version__",
 ]
 

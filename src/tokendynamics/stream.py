@@ -1,0 +1,120 @@
+"""``HashStream``: a token hash table that grows as frames arrive, for live video.
+
+    stream = td.HashStream(num_tokens=8, dim=D)
+    stream.push(frame_tokens)          # [H, W, D] or [t, H, W, D], as frames come
+    h = stream.table()                 # a TokenHashTable of the video so far, at any moment
+
+The first frame is clustered into K rows by :func:`~tokendynamics.cluster.kmeans.kmeans` (as ``hash_video``
+would cluster it); every later frame refines them: a few Lloyd steps over that frame alone, starting from
+the rows, each row weighted by the cells it already holds (sequential k-means), then the frame's cells join
+the key map with the labels of the last step. Earlier frames keep the labels they got. Memory: the rows'
+sums and counts (K x D each), the key map's integers and four running sums for the distortion, never the
+video's tokens. Deterministic for a seed. The distortion the table reports is measured as frames arrive
+(each cell against its row's mean at that moment); ``table().distortion(tokens)`` gives the exact one where
+the tokens are at hand.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_choice, check_positive_int
+from .cluster.kmeans import METRICS, kmeans
+from .hashing import TokenHashTable
+
+
+class HashStream:
+    """A fixed-length (``num_tokens`` rows) token hash table of one video, built frame by frame; ``dim``: the
+    tokens' width; ``metric``, ``seed`` as in ``hash_video``; ``steps``: Lloyd steps per later frame."""
+
+    def __init__(self, num_tokens: int, dim: int, *, metric: str = "cosine", seed: int = 0, steps: int = 3,
+                 device: str | torch.device = "cpu"):
+        self.num_tokens, self.dim = check_positive_int(num_tokens, "num_tokens"), check_positive_int(dim, "dim")
+        self.metric, self.seed = check_choice(metric, "metric", METRICS), seed
+        self.steps, self.device = check_positive_int(steps, "steps"), torch.device(device)
+        self._keys: list[torch.Tensor] = []  # [H, W] int64 per frame
+        self._sums = self._space = self._counts = None  # [K, D] float64 raw sums, [K, D] clustering sums, [K]
+        self._error = self._squares = 0.0  # running squared error, sum of |x|^2
+        self._total = torch.zeros(dim, dtype=torch.float64, device=self.device)  # sum of x
+
+    @property
+    def frames(self) -> int:
+        """Frames pushed so far."""
+        return len(self._keys)
+
+    def push(self, frames: torch.Tensor) -> None:
+        """Add one frame ``[H, W, D]`` or several ``[t, H, W, D]`` (floating tokens) to the table."""
+        if not isinstance(frames, torch.Tensor) or not frames.is_floating_point():
+            raise TypeError(f"frames must be a floating tensor [H, W, D] or [t, H, W, D], got "
+                            f"{type(frames).__name__ if not isinstance(frames, torch.Tensor) else frames.dtype}")
+        if frames.dim() == 3:
+            frames = frames[None]
+        if frames.dim() != 4 or frames.shape[-1] != self.dim or 0 in frames.shape:
+            raise ValueError(f"frames must have shape [H, W, {self.dim}] or [t, H, W, {self.dim}], "
+                             f"got {tuple(frames.shape)}")
+        if self._keys and frames.shape[1:3] != self._keys[0].shape:
+            raise ValueError(f"frames must keep the stream's grid {tuple(self._keys[0].shape)}, "
+                             f"got {tuple(frames.shape[1:3])}")
+        if not bool(torch.isfinite(frames).all()):
+            raise ValueError("frames must be finite (no NaN or inf)")
+        for frame in frames.to(self.device):
+            self._add(frame)
+
+    def _point(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if self.metric == "cosine" else x
+
+    def _add(self, frame: torch.Tensor) -> None:
+        """One frame ``[H, W, D]``: cluster it (the first) or refine the rows with it, then record it."""
+        x = frame.reshape(-1, self.dim).float()
+        z = self._point(x)
+        if self._sums is None:
+            k = min(self.num_tokens, len(z))
+            labels = kmeans(z[None], k, metric=self.metric, seed=self.seed).labels[0]
+            self._sums = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
+            self._space = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
+            self._counts = torch.zeros(k, dtype=torch.float64, device=self.device)
+        else:
+            labels = self._refine(z)
+        one_hot = F.one_hot(labels, len(self._counts)).double()  # [N, K]
+        self._sums += one_hot.T @ x.double()
+        self._space += one_hot.T @ z.double()
+        self._counts += one_hot.sum(0)
+        means = self._sums / self._counts.clamp_min(1)[:, None]
+        self._error += float(((x.double() - means[labels]) ** 2).sum())
+        self._squares += float((x.double() ** 2).sum())
+        self._total += x.double().sum(0)
+        self._keys.append(labels.view(frame.shape[0], frame.shape[1]))
+
+    def _refine(self, z: torch.Tensor) -> torch.Tensor:
+        """Labels ``[N]`` of a later frame's points ``z``: Lloyd steps from the rows, each weighted by the
+        cells it holds."""
+        space, counts = self._space, self._counts
+        for _ in range(self.steps):
+            centres = self._point((space / counts.clamp_min(1)[:, None]).float())
+            if self.metric == "cosine":
+                labels = (z @ centres.T).argmax(-1)
+            else:
+                labels = torch.cdist(z, centres).argmin(-1)
+            one_hot = F.one_hot(labels, len(counts)).double()
+            space, counts = self._space + one_hot.T @ z.double(), self._counts + one_hot.sum(0)
+        return labels
+
+    def table(self) -> TokenHashTable:
+        """The video so far as a ``TokenHashTable`` (batch of one): rows in order of first appearance in the
+        key map, rows no cell holds dropped, the running distortion."""
+        if not self._keys:
+            raise ValueError("the stream holds no frames yet: push some first")
+        keys = torch.stack(self._keys)  # [T, H, W]
+        flat = keys.reshape(-1)
+        first = torch.full((len(self._counts),), flat.numel(), dtype=torch.long, device=keys.device)
+        first.scatter_reduce_(0, flat, torch.arange(flat.numel(), device=keys.device), "amin")
+        used = int((first < flat.numel()).sum())
+        order = first.argsort()[:used]  # old row ids by first appearance
+        relabel = torch.full((len(self._counts),), -1, dtype=torch.long, device=keys.device)
+        relabel[order] = torch.arange(used, device=keys.device)
+        table = (self._sums[order] / self._counts[order, None]).float()
+        n = flat.numel()
+        variance = self._squares - float((self._total ** 2).sum()) / n
+        distortion = torch.tensor([self._error / variance if variance > 0 else 0.0], device=keys.device)
+        return TokenHashTable(table[None], relabel[keys][None], torch.tensor([used], device=keys.device), distortion)

@@ -1,0 +1,67 @@
+"""HashStream: the hash table of a video built frame by frame."""
+
+import pytest
+import torch
+
+import tokendynamics as td
+from tokendynamics.data import planted_token_video
+
+
+def _stream(tokens, k, **kw):
+    stream = td.HashStream(k, tokens.shape[-1], **kw)
+    for frame in tokens:
+        stream.push(frame)
+    return stream
+
+
+@pytest.mark.parametrize("k", [4, 8, 16])
+def test_a_streamed_table_is_as_good_as_the_offline_one(k):
+    tokens = planted_token_video(num_frames=16, noise=0.005, seed=1).tokens  # [16, 14, 14, 64]
+    h = _stream(tokens, k).table()
+    offline = td.hash_video(tokens, num_tokens=k)
+    assert h.table.shape == (1, k, 64) and h.key_map.shape == (1, 16, 14, 14) and int(h.num_tokens) == k
+    exact = float(h.distortion(tokens))
+    assert exact <= 1.10 * float(offline.distortion())  # within 10% (relative) of hash_video's
+    assert abs(float(h.distortion()) - exact) <= 0.05 * exact + 1e-6  # the running figure tracks the exact one
+    torch.testing.assert_close(h.reconstruct()[0], h.table[0][h.key_map[0]])
+
+
+def test_rows_come_in_order_of_first_appearance_and_pushes_of_several_frames_agree():
+    tokens = planted_token_video(num_frames=6, seed=2).tokens
+    one = _stream(tokens, 5).table()
+    flat = one.key_map.reshape(-1)
+    firsts = [int((flat == r).nonzero()[0]) for r in range(int(one.num_tokens))]
+    assert firsts == sorted(firsts)
+    many = td.HashStream(5, 64)
+    many.push(tokens[:1])
+    many.push(tokens[1:])
+    assert torch.equal(many.table().key_map, one.key_map) and many.frames == 6
+    again = _stream(tokens, 5).table()  # deterministic for a seed
+    assert torch.equal(again.key_map, one.key_map) and torch.equal(again.table, one.table)
+
+
+def test_memory_does_not_grow_with_the_frames_but_the_key_map():
+    tokens = planted_token_video(num_frames=12, seed=3).tokens
+    stream = _stream(tokens[:2], 6)
+    sizes = [t.numel() for t in (stream._sums, stream._space, stream._counts, stream._total)]
+    for frame in tokens[2:]:
+        stream.push(frame)
+    assert [t.numel() for t in (stream._sums, stream._space, stream._counts, stream._total)] == sizes
+    assert sum(k.numel() for k in stream._keys) == 12 * 14 * 14
+
+
+def test_bad_pushes_name_what_is_wrong():
+    stream = td.HashStream(4, 8)
+    with pytest.raises(ValueError, match="holds no frames"):
+        stream.table()
+    with pytest.raises(ValueError, match=r"\[H, W, 8\]"):
+        stream.push(torch.randn(3, 3, 5))
+    with pytest.raises(TypeError, match="floating"):
+        stream.push(torch.zeros(3, 3, 8, dtype=torch.long))
+    stream.push(torch.randn(3, 3, 8))
+    with pytest.raises(ValueError, match="keep the stream's grid"):
+        stream.push(torch.randn(4, 4, 8))
+    with pytest.raises(ValueError, match="finite"):
+        stream.push(torch.full((3, 3, 8), float("nan")))
+    with pytest.raises(ValueError, match="num_tokens must be >= 1"):
+        td.HashStream(0, 8)
