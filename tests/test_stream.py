@@ -65,3 +65,23 @@ def test_bad_pushes_name_what_is_wrong():
         stream.push(torch.full((3, 3, 8), float("nan")))
     with pytest.raises(ValueError, match="num_tokens must be >= 1"):
         td.HashStream(0, 8)
+
+
+def test_something_new_gets_a_row_of_its_own():
+    """Frame 0 is background only, so its two rows split it; in frame 1 an object covers half the cells.
+    The stream merges the two background rows (relabelling frame 0) and starts a row for the object."""
+    g = torch.Generator().manual_seed(0)
+    background, thing = torch.eye(8)[0], torch.eye(8)[1]
+    frame0 = background + 0.01 * torch.randn(4, 4, 8, generator=g)
+    frame1 = frame0.clone()
+    frame1[:, :2] = thing + 0.01 * torch.randn(4, 2, 8, generator=g)
+    stream = td.HashStream(2, 8)
+    stream.push(frame0)
+    assert len(stream.table().key_map[0, 0].unique()) == 2  # the background split in two
+    stream.push(frame1)
+    keys = stream.table().key_map[0]
+    assert len(keys[0].unique()) == 1  # merged
+    assert (keys[1, :, :2] != keys[1, 0, 3]).all() and len(keys[1, :, :2].unique()) == 1  # the object's own row
+    frozen = td.HashStream(2, 8, spawns=0)
+    frozen.push(torch.stack([frame0, frame1]))
+    assert float(frozen.table().distortion()) > float(stream.table().distortion())

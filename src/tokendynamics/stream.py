@@ -7,7 +7,9 @@
 The first frame is clustered into K rows by :func:`~tokendynamics.cluster.kmeans.kmeans` (as ``hash_video``
 would cluster it); every later frame refines them: a few Lloyd steps over that frame alone, starting from
 the rows, each row weighted by the cells it already holds (sequential k-means), then the frame's cells join
-the key map with the labels of the last step. Earlier frames keep the labels they got. Memory: the rows'
+the key map with the labels of the last step. Where a later frame shows something the rows fit badly (a new
+object, a changed background), the two closest rows merge (relabelled in the key map so far) and a new row
+starts there, if that lowers the squared error by more than the merge raises it. Earlier frames keep the labels they got. Memory: the rows'
 sums and counts (K x D each), the key map's integers and four running sums for the distortion, never the
 video's tokens. Deterministic for a seed. The distortion the table reports is measured as frames arrive
 (each cell against its row's mean at that moment); ``table().distortion(tokens)`` gives the exact one where
@@ -26,13 +28,17 @@ from .hashing import TokenHashTable
 
 class HashStream:
     """A fixed-length (``num_tokens`` rows) token hash table of one video, built frame by frame; ``dim``: the
-    tokens' width; ``metric``, ``seed`` as in ``hash_video``; ``steps``: Lloyd steps per later frame."""
+    tokens' width; ``metric``, ``seed`` as in ``hash_video``; ``steps``: Lloyd steps per later frame;
+    ``spawns``: new rows a later frame may start (each by merging the two closest rows, see ``_respawn``)."""
 
     def __init__(self, num_tokens: int, dim: int, *, metric: str = "cosine", seed: int = 0, steps: int = 3,
-                 device: str | torch.device = "cpu"):
+                 spawns: int = 2, device: str | torch.device = "cpu"):
         self.num_tokens, self.dim = check_positive_int(num_tokens, "num_tokens"), check_positive_int(dim, "dim")
         self.metric, self.seed = check_choice(metric, "metric", METRICS), seed
         self.steps, self.device = check_positive_int(steps, "steps"), torch.device(device)
+        if not isinstance(spawns, int) or spawns < 0:
+            raise ValueError(f"spawns must be an int >= 0, got {spawns!r}")
+        self.spawns = spawns
         self._keys: list[torch.Tensor] = []  # [H, W] int64 per frame
         self._sums = self._space = self._counts = None  # [K, D] float64 raw sums, [K, D] clustering sums, [K]
         self._error = self._squares = 0.0  # running squared error, sum of |x|^2
@@ -75,6 +81,9 @@ class HashStream:
             self._space = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
             self._counts = torch.zeros(k, dtype=torch.float64, device=self.device)
         else:
+            for _ in range(self.spawns):  # rows for what the first frames did not show
+                if not self._respawn(z, self._refine(z)):
+                    break
             labels = self._refine(z)
         one_hot = F.one_hot(labels, len(self._counts)).double()  # [N, K]
         self._sums += one_hot.T @ x.double()
@@ -85,6 +94,35 @@ class HashStream:
         self._squares += float((x.double() ** 2).sum())
         self._total += x.double().sum(0)
         self._keys.append(labels.view(frame.shape[0], frame.shape[1]))
+
+    def _respawn(self, z: torch.Tensor, labels: torch.Tensor) -> bool:
+        """Where a new row would cut this frame's error by more than merging the two closest rows costs
+        (Ward's increase of the squared error), merge them and start a row at the frame's worst-fitted point.
+        Returns whether it did."""
+        counts = self._counts
+        means = (self._space / counts.clamp_min(1)[:, None]).float()
+        centres = self._point(means)
+        error = ((z - centres[labels]) ** 2).sum(-1)  # [N]
+        worst = int(error.argmax())
+        closer = ((z - z[worst]) ** 2).sum(-1)
+        gain = float((error - closer).clamp_min(0).sum())  # the points the new row would take, and by how much
+        n = counts.float()
+        ward = (n[:, None] * n[None] / (n[:, None] + n[None]).clamp_min(1)) * torch.cdist(means, means) ** 2
+        ward.fill_diagonal_(float("inf"))
+        ward[(n == 0)[:, None] | (n == 0)[None]] = float("inf")
+        cost, pair = ward.min(), int(ward.argmin())
+        if not gain > float(cost):
+            return False
+        i, j = divmod(pair, len(counts))
+        for total in (self._sums, self._space):
+            total[i] += total[j]
+            total[j] = 0
+        counts[i] += counts[j]
+        counts[j] = 0
+        self._space[j] = z[worst].double()  # the new row's centre until cells join it
+        for key in self._keys:
+            key[key == j] = i
+        return True
 
     def _refine(self, z: torch.Tensor) -> torch.Tensor:
         """Labels ``[N]`` of a later frame's points ``z``: Lloyd steps from the rows, each weighted by the

@@ -145,6 +145,14 @@ class TokenDynamics(nn.Module):
         table = table_rows(x, h, next(self.parameters()).dtype)
         return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
 
+    def from_table(self, h: TokenHashTable) -> CompactVideo:
+        """The fused tokens of a hash table already built (a :class:`~tokendynamics.stream.HashStream`'s
+        ``table()``, or ``hash_video``'s): only the learned half runs. -> ``CompactVideo``."""
+        if h.table.shape[-1] != self.config.dim:
+            raise ValueError(f"the table must have width {self.config.dim} (the config's dim), got {h.table.shape[-1]}")
+        table = h.table.to(next(self.parameters()).dtype)
+        return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
+
     def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
         """The learned half: motion from ``key_map`` ``[B, T, H, W]`` written into ``table`` ``[B, K, D]``
         by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out_dim]``.

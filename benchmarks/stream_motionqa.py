@@ -1,0 +1,80 @@
+"""The built-in Token Dynamics model answering from a stream: each frame's tokens pushed into a
+``HashStream`` as it arrives, the cross-dynamics attention and the LLM run only when the question comes;
+against the same model on the whole video (offline ``hash_video``), on MotionQA videos of an unseen seed.
+
+    python benchmarks/stream_motionqa.py [--videos 100 --seed 7] [--out benchmarks/results/stream-cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import tokendynamics as td
+from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
+from tokendynamics.data.video import uniform_indices
+from tokendynamics.evaluate import wilson
+from tokendynamics.models import load_model
+from tokendynamics.models.builtin import DATA, FRAMES
+
+
+def streamed_rows(model, clip: torch.Tensor) -> tuple[torch.Tensor, float, td.TokenHashTable]:
+    """The visual rows the LLM reads for ``clip`` ``[T, H, W, 3]`` fed frame by frame, the mean time per
+    frame's table update (ms) and the table."""
+    module = model.reducer.model
+    stream = td.HashStream(module.config.num_tokens, module.config.dim, metric=module.config.metric,
+                           seed=module.config.seed)
+    spent = 0.0
+    for t in range(len(clip)):
+        features = model.video_features([clip[t:t + 1]])[0][0]  # [h, w, D]: the tower on this frame alone
+        start = time.perf_counter()
+        stream.push(features)
+        spent += time.perf_counter() - start
+    table = stream.table()
+    compact = module.from_table(table)
+    return model.visual_rows(compact.tokens[0][compact.mask[0]]), 1e3 * spent / len(clip), table
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--videos", type=int, default=100)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    model = load_model("builtin:token_dynamics-8").eval()
+    config = MotionQAConfig(**(DATA | {"seed": a.seed}))
+    indices = [i for i in range(10 * a.videos) if split_of(i) == "test"][: a.videos]
+    right, agree, n, update_ms, ratios = {"offline": 0, "streamed": 0}, 0, 0, [], []
+    with torch.no_grad():
+        for index in indices:
+            raw, _, items = make_video(index, config)
+            clip = torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)]
+            offline = model.video_tokens([clip])
+            rows, ms, table = streamed_rows(model, clip)
+            update_ms.append(ms)
+            features = model.video_features([clip])[0]
+            ratios.append(float(table.distortion(features[None])) /
+                          float(td.hash_video(features[None], **model.reducer.model.config.hash_kwargs).distortion()))
+            for item in items:
+                picks = {name: model.choose(None, [item.question], [list(item.options)], mode="likelihood",
+                                            visual=visual).picks[0]
+                         for name, visual in (("offline", offline), ("streamed", [rows]))}
+                for name, pick in picks.items():
+                    right[name] += pick == item.answer
+                agree += picks["offline"] == picks["streamed"]
+                n += 1
+    result = dict(videos=len(indices), questions=n, seed=a.seed,
+                  accuracy={k: dict(accuracy=round(v / n, 4), ci95=wilson(v, n)) for k, v in right.items()},
+                  same_pick=round(agree / n, 4), update_ms_per_frame=round(sum(update_ms) / len(update_ms), 3),
+                  distortion_ratio_mean=round(sum(ratios) / len(ratios), 4), distortion_ratio_max=round(max(ratios), 4))
+    print(json.dumps(result, indent=1))
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
