@@ -248,3 +248,13 @@ def test_a_corrupted_module_names_its_file(tmp_path, model):
     (tmp_path / "m" / "tokendynamics.safetensors").write_bytes((tmp_path / "o" / "tokendynamics.safetensors").read_bytes())
     with pytest.raises(ValueError, match="does not hold this config's weights"):
         td.TokenDynamics.from_pretrained(tmp_path / "m")
+
+
+def test_from_table_is_the_learned_half_of_forward(model):
+    x = torch.randn(2, 5, 4, 4, model.config.dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        whole = model(x)
+        half = model.from_table(td.hash_video(x, **model.config.hash_kwargs))
+    torch.testing.assert_close(half.tokens, whole.tokens)
+    with pytest.raises(ValueError, match="must have width"):
+        model.from_table(td.hash_video(torch.randn(3, 2, 2, 4), num_tokens=2))
