@@ -24,19 +24,14 @@ from tokendynamics.models.builtin import DATA, FRAMES
 
 def streamed_rows(model, clip: torch.Tensor) -> tuple[torch.Tensor, float, td.TokenHashTable]:
     """The visual rows the LLM reads for ``clip`` ``[T, H, W, 3]`` fed frame by frame, the mean time per
-    frame's table update (ms) and the table."""
-    module = model.reducer.model
-    stream = td.HashStream(module.config.num_tokens, module.config.dim, metric=module.config.metric,
-                           seed=module.config.seed)
-    spent = 0.0
+    frame's table update (ms, the tower left out) and the table."""
+    stream, spent = model.new_stream(), 0.0
     for t in range(len(clip)):
-        features = model.video_features([clip[t:t + 1]])[0][0]  # [h, w, D]: the tower on this frame alone
+        features = model.video_features([clip[t:t + 1]])[0]  # [1, h, w, D]: the tower on this frame alone
         start = time.perf_counter()
         stream.push(features)
         spent += time.perf_counter() - start
-    table = stream.table()
-    compact = module.from_table(table)
-    return model.visual_rows(compact.tokens[0][compact.mask[0]]), 1e3 * spent / len(clip), table
+    return model.stream_tokens(stream), 1e3 * spent / len(clip), stream.table()
 
 
 def main():

@@ -256,3 +256,17 @@ def test_video_files_become_compact_tokens_in_one_call(tiny, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         td.encode_videos(tmp_path / "missing.mp4", model=str(tiny))
     assert td.data.read_video is not None and td.models.VideoLLM is not None  # subpackages as attributes
+
+
+def test_a_host_answers_from_a_stream_as_from_the_whole_video_table(tiny):
+    model = _load(tiny, reducer="token_dynamics", num_tokens=3)
+    video = _videos(4)[0]
+    stream = model.new_stream()
+    for t in range(4):
+        model.push(stream, video[t:t + 1])
+    rows = model.stream_tokens(stream)
+    assert rows.shape == (3 + 1, model.host.config.text_config.hidden_size)  # K rows and the newline
+    answer = model.choose(None, [QUESTION], [OPTIONS], mode="likelihood", visual=[rows])
+    assert 0 <= answer.picks[0] < len(OPTIONS) and answer.visual_tokens == [4]
+    with pytest.raises(ValueError, match="streaming needs the token_dynamics reducer"):
+        _load(tiny, reducer="tome", num_tokens=3).new_stream()

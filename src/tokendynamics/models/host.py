@@ -158,6 +158,30 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
                 out[i] = self.visual_rows(_valid(rows, keep))
         return out
 
+    def new_stream(self, **options):
+        """A :class:`~tokendynamics.stream.HashStream` for this model's Token Dynamics reducer (its K, width,
+        metric and seed; ``options`` override them), to feed with :meth:`push` as frames arrive."""
+        from ..stream import HashStream
+
+        config = self._token_dynamics().config
+        settings = dict(num_tokens=config.num_tokens, dim=config.dim, metric=config.metric, seed=config.seed)
+        return HashStream(**(settings | options), device=self.device)
+
+    def push(self, stream, frames: torch.Tensor) -> None:
+        """Run the vision path on newly arrived frames ``uint8 [t, H, W, 3]`` and add them to ``stream``."""
+        stream.push(self.video_features([frames])[0])
+
+    def stream_tokens(self, stream) -> torch.Tensor:
+        """What the LLM reads of the video streamed so far, ``[n', D]`` (pass it as ``visual=[...]`` to
+        :meth:`choose` or :meth:`generate`): only the reducer's learned half runs, on the stream's table."""
+        compact = self._token_dynamics().from_table(stream.table())
+        return self.visual_rows(compact.tokens[0][compact.mask[0]])
+
+    def _token_dynamics(self):
+        if self.reducer.model is None:
+            raise ValueError(f"streaming needs the token_dynamics reducer; this model's is {self.reducer.name!r}")
+        return self.reducer.model
+
     def count_tokens(self, videos) -> list[int]:
         """Visual tokens the LLM reads per video (the reduced tokens and any rows the host adds)."""
         with torch.no_grad():
