@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_positive_int
-from .cluster.kmeans import METRICS, kmeans
-from .hashing import TokenHashTable
+from ._checks import check_choice, check_positive_int, check_video_tokens
+from .cluster.kmeans import METRICS, cluster_sums, kmeans
+from .hashing import TokenHashTable, _compact
 
 
 class HashStream:
@@ -51,24 +51,31 @@ class HashStream:
 
     def push(self, frames: torch.Tensor) -> None:
         """Add one frame ``[H, W, D]`` or several ``[t, H, W, D]`` (floating tokens) to the table."""
-        if not isinstance(frames, torch.Tensor) or not frames.is_floating_point():
-            raise TypeError(f"frames must be a floating tensor [H, W, D] or [t, H, W, D], got "
-                            f"{type(frames).__name__ if not isinstance(frames, torch.Tensor) else frames.dtype}")
-        if frames.dim() == 3:
+        if isinstance(frames, torch.Tensor) and frames.dim() == 3:
             frames = frames[None]
-        if frames.dim() != 4 or frames.shape[-1] != self.dim or 0 in frames.shape:
+        if isinstance(frames, torch.Tensor) and (frames.dim() != 4 or frames.shape[-1] != self.dim):
             raise ValueError(f"frames must have shape [H, W, {self.dim}] or [t, H, W, {self.dim}], "
                              f"got {tuple(frames.shape)}")
+        frames = check_video_tokens(frames, "frames")[0]  # floating, not empty, finite
         if self._keys and frames.shape[1:3] != self._keys[0].shape:
             raise ValueError(f"frames must keep the stream's grid {tuple(self._keys[0].shape)}, "
                              f"got {tuple(frames.shape[1:3])}")
-        if not bool(torch.isfinite(frames).all()):
-            raise ValueError("frames must be finite (no NaN or inf)")
         for frame in frames.to(self.device):
             self._add(frame)
 
     def _point(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.metric == "cosine" else x
+
+    def _centres(self, space: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows' means ``[K, D]`` in the clustering space, and their centres (normalised for cosine)."""
+        means = (space / counts.clamp_min(1)[:, None]).float()
+        return means, self._point(means)
+
+    @staticmethod
+    def _grouped(points: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row float64 sums ``[k, D]`` and counts ``[k]`` of ``points`` ``[N, D]`` by ``labels``."""
+        sums, counts = cluster_sums(points[None], labels[None], k, dtype=torch.float64)
+        return sums[0], counts[0].double()
 
     def _add(self, frame: torch.Tensor) -> None:
         """One frame ``[H, W, D]``: cluster it (the first) or refine the rows with it, then record it."""
@@ -81,14 +88,16 @@ class HashStream:
             self._space = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
             self._counts = torch.zeros(k, dtype=torch.float64, device=self.device)
         else:
-            for _ in range(self.spawns):  # rows for what the first frames did not show
-                if not self._respawn(z, self._refine(z)):
-                    break
             labels = self._refine(z)
-        one_hot = F.one_hot(labels, len(self._counts)).double()  # [N, K]
-        self._sums += one_hot.T @ x.double()
-        self._space += one_hot.T @ z.double()
-        self._counts += one_hot.sum(0)
+            for _ in range(self.spawns):  # rows for what the first frames did not show
+                if not self._respawn(z, labels):
+                    break
+                labels = self._refine(z)
+        k = len(self._counts)
+        raw, counts = self._grouped(x, labels, k)
+        self._sums += raw
+        self._space += self._grouped(z, labels, k)[0]
+        self._counts += counts
         means = self._sums / self._counts.clamp_min(1)[:, None]
         self._error += float(((x.double() - means[labels]) ** 2).sum())
         self._squares += float((x.double() ** 2).sum())
@@ -100,8 +109,7 @@ class HashStream:
         (Ward's increase of the squared error), merge them and start a row at the frame's worst-fitted point.
         Returns whether it did."""
         counts = self._counts
-        means = (self._space / counts.clamp_min(1)[:, None]).float()
-        centres = self._point(means)
+        means, centres = self._centres(self._space, counts)
         error = ((z - centres[labels]) ** 2).sum(-1)  # [N]
         worst = int(error.argmax())
         closer = ((z - z[worst]) ** 2).sum(-1)
@@ -129,30 +137,25 @@ class HashStream:
         cells it holds."""
         space, counts = self._space, self._counts
         for _ in range(self.steps):
-            centres = self._point((space / counts.clamp_min(1)[:, None]).float())
+            centres = self._centres(space, counts)[1]
             if self.metric == "cosine":
                 labels = (z @ centres.T).argmax(-1)
             else:
                 labels = torch.cdist(z, centres).argmin(-1)
-            one_hot = F.one_hot(labels, len(counts)).double()
-            space, counts = self._space + one_hot.T @ z.double(), self._counts + one_hot.sum(0)
+            sums, members = self._grouped(z, labels, len(counts))
+            space, counts = self._space + sums, self._counts + members
         return labels
 
     def table(self) -> TokenHashTable:
-        """The video so far as a ``TokenHashTable`` (batch of one): rows in order of first appearance in the
-        key map, rows no cell holds dropped, the running distortion."""
+        """The video so far as a ``TokenHashTable`` (batch of one), compacted as ``hash_video`` compacts its
+        own (rows in order of first appearance in the key map, rows no cell holds moved to the padding),
+        with the running distortion."""
         if not self._keys:
             raise ValueError("the stream holds no frames yet: push some first")
         keys = torch.stack(self._keys)  # [T, H, W]
-        flat = keys.reshape(-1)
-        first = torch.full((len(self._counts),), flat.numel(), dtype=torch.long, device=keys.device)
-        first.scatter_reduce_(0, flat, torch.arange(flat.numel(), device=keys.device), "amin")
-        used = int((first < flat.numel()).sum())
-        order = first.argsort()[:used]  # old row ids by first appearance
-        relabel = torch.full((len(self._counts),), -1, dtype=torch.long, device=keys.device)
-        relabel[order] = torch.arange(used, device=keys.device)
-        table = (self._sums[order] / self._counts[order, None]).float()
-        n = flat.numel()
-        variance = self._squares - float((self._total ** 2).sum()) / n
+        means = (self._sums / self._counts.clamp_min(1)[:, None]).float()
+        k = len(self._counts)
+        table, key_map, used = _compact(means[None], self._counts[None], keys.reshape(1, -1), k)
+        variance = self._squares - float((self._total ** 2).sum()) / keys.numel()
         distortion = torch.tensor([self._error / variance if variance > 0 else 0.0], device=keys.device)
-        return TokenHashTable(table[None], relabel[keys][None], torch.tensor([used], device=keys.device), distortion)
+        return TokenHashTable(table, key_map.view(1, *keys.shape), used, distortion)
