@@ -19,7 +19,7 @@ import torch
 from rich.progress import Progress
 
 from ._accelerate import make_accelerator
-from ._checks import check_positive_fields
+from ._checks import check_choice, check_positive_fields
 from .data.qa import QADataset, collate_qa, load_qa
 from .models import load_model
 from .models.prompts import SCORING_MODES
@@ -50,8 +50,8 @@ class EvalConfig:
     frame_cache: str | None = None  # a directory for the sampled frames of every video (data.framecache)
 
     def __post_init__(self):
-        if self.mode is not None and self.mode not in SCORING_MODES:
-            raise ValueError(f"mode must be one of {list(SCORING_MODES)}, got {self.mode!r}")
+        if self.mode is not None:  # None: what the model was trained for
+            check_choice(self.mode, "mode", SCORING_MODES)
         check_positive_fields(self, ("batch_size", "frames"))  # frames None: the recipe's
 
 

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._accelerate import make_accelerator
-from ._checks import check_positive_fields
+from ._checks import check_choice, check_positive_fields
 from .data.augment import AUGMENTATIONS, Mirror
 from .data.qa import QADataset, collate_qa
 from .models import VideoLLM, load_model
@@ -97,18 +97,16 @@ class TrainConfig:
     def __post_init__(self):
         check_positive_fields(self, ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank",
                                      "frames"))  # frames None: taken from the recipe
-        if self.llm not in LLM_MODES:
-            raise ValueError(f"llm must be one of {list(LLM_MODES)}, got {self.llm!r}")
-        if self.target not in ("letter", "text", None):
-            raise ValueError(f"target must be 'letter' or 'text', got {self.target!r}")
+        check_choice(self.llm, "llm", LLM_MODES)
+        if self.target is not None:  # None: the starting model's recipe
+            check_choice(self.target, "target", ("letter", "text"))
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0):
             raise ValueError("lr must be > 0, weight_decay and warmup >= 0")
         if not 0 <= self.vision_lr_scale:
             raise ValueError(f"vision_lr_scale must be >= 0, got {self.vision_lr_scale!r}")
-        if self.existing not in EXISTING:
-            raise ValueError(f"existing must be one of {list(EXISTING)}, got {self.existing!r}")
-        if self.augment not in (None,) + AUGMENTATIONS:
-            raise ValueError(f"augment must be one of {list(AUGMENTATIONS)} or None, got {self.augment!r}")
+        check_choice(self.existing, "existing", EXISTING)
+        if self.augment is not None:
+            check_choice(self.augment, "augment", AUGMENTATIONS)
 
 
 class Interrupted(KeyboardInterrupt):

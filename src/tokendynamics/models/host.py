@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._checks import check_choice
 from ..reducers import Reducer
 from .prompts import LETTERS, SCORING_MODES, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
 from .recipe import load_recipe, save_recipe
@@ -292,8 +293,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
         width = max(len(o) for o in options)
         scores = torch.full((len(options), width), float("-inf"))
-        if mode not in SCORING_MODES:
-            raise ValueError(f"mode must be one of {list(SCORING_MODES)}, got {mode!r}")
+        check_choice(mode, "mode", SCORING_MODES)
         visual = self.video_tokens(videos) if visual is None else visual  # once per video, any mode
         counts = [len(v) for v in visual]
         if mode == "letter":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_choice
 from ..compact import CompactVideo
 from .._tensors import take
 from .common import compact, merge_into, video_tokens
@@ -58,8 +59,7 @@ def tome(tokens: torch.Tensor, num_tokens: int, order: str = "reference") -> Com
     """Merge the tokens of ``[B, T, H, W, D]`` by repeated bipartite soft matching down to ``num_tokens``
     size-weighted averages, returned in video order; ``order``: the token order between rounds
     (``"reference"``: ToMe's; ``"video"``: back in video order). -> ``[B, K, D]``."""
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
+    check_choice(order, "order", ORDERS)
     x = video_tokens(tokens, num_tokens)
     b, n = x.shape[0], x.shape[1] * x.shape[2] * x.shape[3]
     sums = x.reshape(b, n, -1).float()

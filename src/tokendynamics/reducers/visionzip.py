@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_choice
 from ..compact import CompactVideo
 from .._tensors import take
 from .common import check_scores, compact, merge_into, video_tokens
@@ -40,8 +41,7 @@ def visionzip(tokens: torch.Tensor, num_tokens: int, attention: torch.Tensor | N
     attention: the host's per-token attention ``[B, T, H, W]`` (None: parameter-free saliency).
     contextual: ``"reference"`` (target + mean of the joined tokens) or ``"mean"`` (mean of both).
     -> ``[B, K, D]``: dominant tokens in video order, then contextual tokens in target order."""
-    if contextual not in CONTEXTUAL_RULES:
-        raise ValueError(f"contextual must be one of {list(CONTEXTUAL_RULES)}, got {contextual!r}")
+    check_choice(contextual, "contextual", CONTEXTUAL_RULES)
     x = video_tokens(tokens, num_tokens)
     scores = check_scores(attention, x)
     b, n = x.shape[0], x.shape[1] * x.shape[2] * x.shape[3]
