@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from .._checks import read_safetensors
 from ..reducers import Reducer
 from ..data.motionqa import MotionQAConfig, make_scene
 from .builder import build_llava_onevision
@@ -56,7 +57,7 @@ def save_stage2(model: CompressedLlavaOnevision, directory: str | Path, adapter:
     save_file(_bf16(projector), str(directory / PROJECTOR_NAME))
     if adapter is not None:
         (directory / ADAPTER_FILES[0]).write_text((Path(adapter) / ADAPTER_FILES[0]).read_text())
-        save_file(_bf16(load_file(str(Path(adapter) / ADAPTER_FILES[1]))), str(directory / ADAPTER_FILES[1]))
+        save_file(_bf16(read_safetensors(Path(adapter) / ADAPTER_FILES[1])[0]), str(directory / ADAPTER_FILES[1]))
     if model.recipe:
         save_recipe(directory, model.recipe)
 
@@ -89,7 +90,7 @@ def apply_stage2(model: CompressedLlavaOnevision, directory: str | Path,
     directory, dtype = Path(directory), model.dtype
     if not keep_reducer:
         model.reducer = Reducer.from_pretrained(directory).to(dtype)
-    projector = load_file(str(directory / PROJECTOR_NAME))
+    projector = read_safetensors(directory / PROJECTOR_NAME)[0]
     model.projector.load_state_dict({k: v.to(dtype) for k, v in projector.items()})
     if (directory / ADAPTER_FILES[0]).is_file():
         _merge_adapter(model, directory, dtype)
