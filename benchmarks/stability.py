@@ -72,27 +72,32 @@ def main():
     rng = np.random.default_rng(a.seed)
     stats = {k: {r: dict(output=[], cells=[], answers=[]) for r in reducers} for k in kinds}
 
-    def picks(name, clip, items):
+    dim = full.host.config.text_config.hidden_size
+    chosen = {name: tuned.reducer if name == "token_dynamics" else td.Reducer(name, dim, None if name == "full" else a.k)
+              for name in reducers}
+
+    def picks(name, features, items):
+        """The picks of ``name``'s model on one clip, given each model's tower output, and the reduced video."""
         model = tuned if name == "token_dynamics" else full
-        dim = model.host.config.text_config.hidden_size
-        reducer = model.reducer if name == "token_dynamics" else td.Reducer(name, dim, None if name == "full" else a.k)
-        previous, model.reducer = model.reducer, reducer
-        try:
-            visual = model.video_tokens([clip])
-            return [model.choose(None, [i.question], [list(i.options)], mode="likelihood", visual=visual).picks[0]
-                    for i in items], reducer(model.video_features([clip])[0][None])
-        finally:
-            model.reducer = previous
+        out = chosen[name](features[model is tuned][None])
+        visual = [model.visual_rows(out.tokens[0][out.mask[0]])]
+        return [model.choose(None, [i.question], [list(i.options)], mode="likelihood", visual=visual).picks[0]
+                for i in items], out
+
+    def towers(clip):
+        """The clip through each model's tower and projector, once: ``(full's, tuned's)``."""
+        return full.video_features([clip])[0], tuned.video_features([clip])[0]
 
     with torch.no_grad():
         for index in indices:
             raw, _, items = make_video(index, config)
             clean = torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)]
-            base = {name: picks(name, clean, items) for name in reducers}
+            features = towers(clean)
+            base = {name: picks(name, features, items) for name in reducers}
             for kind in kinds:
-                noisy = perturb(clean, kind, rng)
+                features = towers(perturb(clean, kind, rng))
                 for name in reducers:
-                    answers, out = picks(name, noisy, items)
+                    answers, out = picks(name, features, items)
                     ref_answers, ref = base[name]
                     cols, change = matched(ref.tokens[0][ref.mask[0]], out.tokens[0][out.mask[0]])
                     s = stats[kind][name]

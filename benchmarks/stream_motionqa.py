@@ -48,12 +48,12 @@ def main():
         for index in indices:
             raw, _, items = make_video(index, config)
             clip = torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)]
-            offline = model.video_tokens([clip])
+            features = model.video_features([clip])[0]  # the whole clip, once: offline rows and distortion
+            whole = model.reducer(features[None])
+            offline = [model.visual_rows(whole.tokens[0][whole.mask[0]])]
             rows, ms, table = streamed_rows(model, clip)
             update_ms.append(ms)
-            features = model.video_features([clip])[0]
-            ratios.append(float(table.distortion(features[None])) /
-                          float(td.hash_video(features[None], **model.reducer.model.config.hash_kwargs).distortion()))
+            ratios.append(float(table.distortion(features[None])) / float(whole.hash.distortion()))
             for item in items:
                 picks = {name: model.choose(None, [item.question], [list(item.options)], mode="likelihood",
                                             visual=visual).picks[0]
