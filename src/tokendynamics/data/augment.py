@@ -10,6 +10,7 @@ where the top-bottom mirror would change what an answer means.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import torch
@@ -21,9 +22,15 @@ VERTICAL = {"up": "down", "down": "up", "top": "bottom", "bottom": "top", "above
 AUGMENTATIONS = ("hflip", "flip")  # left-right mirror; left-right and top-bottom mirrors, each at random
 
 
+@functools.lru_cache(maxsize=16)
+def _whole_words(words: tuple[str, ...]) -> re.Pattern:
+    """One pattern for the whole words ``words`` (any case), compiled once per table."""
+    return re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+
+
 def swap_words(text: str, swaps: dict[str, str]) -> str:
     """``text`` with every whole word of ``swaps`` replaced by its partner (case kept: Left -> Right)."""
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, swaps)) + r")\b", re.IGNORECASE)
+    pattern = _whole_words(tuple(swaps))
 
     def partner(match: re.Match) -> str:
         word = match.group(0)

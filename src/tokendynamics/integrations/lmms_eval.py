@@ -31,17 +31,19 @@ try:  # the base class exists only where lmms-eval is installed
     from lmms_eval.api.model import lmms as _Base
 except ImportError:
     _Base = object
+try:
+    from lmms_eval.api.instance import GenerationResult, unwrap_generation_output
+except ImportError:
+    GenerationResult = None
+# lmms-eval 0.7.3 passes every model output through ``unwrap_generation_output``, which turns a
+# ``(float, bool)`` pair into its string (so that its own multiple-choice scoring fails on it); a
+# ``GenerationResult`` around the pair comes through intact. Whether this lmms-eval does so, found once.
+_WRAP_PAIRS = GenerationResult is not None and unwrap_generation_output((0.0, True))[0] != (0.0, True)
 
 
 def _pair_for_lmms_eval(pair: tuple[float, bool]):
-    """``pair`` as lmms-eval's evaluator keeps it. lmms-eval 0.7.3 passes every model output through
-    ``unwrap_generation_output``, which turns a ``(float, bool)`` pair into its string (so that its own
-    multiple-choice scoring fails on it); a ``GenerationResult`` around the pair comes through intact."""
-    try:
-        from lmms_eval.api.instance import GenerationResult, unwrap_generation_output
-    except ImportError:
-        return pair
-    return pair if unwrap_generation_output(pair)[0] == pair else GenerationResult(text=pair)
+    """``pair`` as lmms-eval's evaluator keeps it (see ``_WRAP_PAIRS``)."""
+    return GenerationResult(text=pair) if _WRAP_PAIRS else pair
 
 
 def manifest():
