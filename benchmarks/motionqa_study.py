@@ -6,6 +6,8 @@ the same token budgets, training-free and fine-tuned (stage 2). Raw results go t
     python benchmarks/motionqa_study.py stage0 OUT --pretrain-steps 1000 [--dense --position]  # the host
     python benchmarks/motionqa_study.py stage1 OUT [--steps N | --minutes M] [--batch-size 32 --lr 5e-4]
         [--host OTHER/host]           # from another run's stage-0 host (else stage 0 first, as above)
+        [--rendered] [--types T ...]  # videos rendered as read (no repeats); these question types only
+        [--first-types T ... --first-steps N]   # a curriculum: those types alone first
     python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
         [--llm lora|full|frozen]      # how the LLM trains in stage 2 (train.TrainConfig.llm)
 
@@ -81,8 +83,9 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
 
 
 def _train(a, output, **kw) -> dict:
-    cfg = TrainConfig(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa"), output=str(output),
-                      frames=a.frames, workers=a.workers, seed=a.seed, target="text",
+    source = (dict(data=None, video_root=None, rendered_seed=DATA["seed"], rendered_size=a.size) if a.rendered
+              else dict(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa")))
+    cfg = TrainConfig(**source, output=str(output), frames=a.frames, workers=a.workers, seed=a.seed, target="text",
                       frame_cache=a.frame_cache, augment=a.augment, **kw)
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
@@ -114,7 +117,11 @@ def stage1(a) -> None:
         per_step = timing["seconds"] / 25
         steps = max(100, int(a.minutes * 60 / per_step))
         record(a.out, run="stage1-timing", seconds_per_step=round(per_step, 4), chosen_steps=steps, frames=a.frames)
-    result = _train(a, a.out / "stage1", steps=steps, **settings)
+    if a.first_types:  # a curriculum: these types alone first, then every type from that model
+        first = _train(a, a.out / "stage1-first", steps=a.first_steps, types=a.first_types, **settings)
+        record(a.out, run="stage1-first", types=a.first_types, **first)
+        settings["model"] = str(a.out / "stage1-first" / "model")
+    result = _train(a, a.out / "stage1", steps=steps, types=a.types, **settings)
     model = a.out / "stage1" / "model"
     record(a.out, run="stage1", **result, test=_eval(a, model, "full"))
 
@@ -174,6 +181,11 @@ def main():
     p.add_argument("--augment", choices=["hflip", "flip"], help="mirror training videos (train.TrainConfig.augment)")
     p.add_argument("--host", type=Path, help="stage 1: start from this stage-0 host instead of making one")
     p.add_argument("--steps", type=int)
+    p.add_argument("--rendered", action="store_true",
+                   help="stage 1: train on MotionQA videos rendered as they are read (no question repeats)")
+    p.add_argument("--types", nargs="+", help="stage 1: train on questions of these types only")
+    p.add_argument("--first-types", nargs="+", help="stage 1: train on these types alone for --first-steps first")
+    p.add_argument("--first-steps", type=int, default=500)
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)

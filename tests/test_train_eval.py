@@ -378,3 +378,22 @@ def test_an_unreadable_checkpoint_falls_back_to_the_previous_one(setup, tmp_path
         (out / name / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match=r"checkpoint .*previous .* cannot be read; --overwrite starts over"):
         train(_train_cfg(root, host, out, steps=8, save_every=2, existing="resume"))
+
+
+def test_training_on_rendered_videos_and_on_some_types_only(setup, tmp_path, capsys):
+    root, host = setup
+    summary = train(_train_cfg(root, host, tmp_path / "rendered", data=None, video_root=None, rendered_seed=5,
+                               rendered_size=64, types=["direction", "count"], steps=2, compressor="full",
+                               num_tokens=None))
+    assert summary["steps"] == 2
+    config = json.loads((tmp_path / "rendered" / "train_config.json").read_text())
+    assert config["rendered_seed"] == 5 and config["types"] == ["direction", "count"]
+    from tokendynamics.train import training_data
+    cached = training_data(_train_cfg(root, host, tmp_path / "x", types=["direction"]))
+    assert len(cached) and {cached[i]["type"] for i in range(len(cached))} == {"direction"}
+    with pytest.raises(ValueError, match="not both"):
+        _train_cfg(root, host, tmp_path / "y", rendered_seed=5)
+    with pytest.raises(ValueError, match="holds no question of types"):
+        training_data(_train_cfg(root, host, tmp_path / "z", types=["nothing"]))
+    assert main(["train", "--model", str(host), "--reducer", "full", "--output", str(tmp_path / "w")]) == 2
+    assert "--rendered-seed" in "".join(capsys.readouterr())

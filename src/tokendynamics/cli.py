@@ -70,11 +70,11 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
-def _model_args(p: argparse.ArgumentParser, required_compressor: bool) -> None:
+def _model_args(p: argparse.ArgumentParser, required_compressor: bool, training: bool = False) -> None:
     p.add_argument("--model", required=True, help="a checkpoint of a supported host (LLaVA-OneVision): a "
                    "directory, a hub name, or a built-in model ('builtin', 'builtin:token_dynamics-8')")
-    p.add_argument("--data", required=True, help="QA JSON Lines")
-    p.add_argument("--video-root", required=True, help="directory the videos' relative paths start from")
+    p.add_argument("--data", required=not training, help="QA JSON Lines" + (" (or --rendered-seed)" if training else ""))
+    p.add_argument("--video-root", required=not training, help="directory the videos' relative paths start from")
     p.add_argument("--reducer", "--compressor", dest="compressor", metavar="NAME", required=required_compressor,
                    help="a reducer of td.reducers or 'full'" + ("" if required_compressor else
                                                                    " (default: the one saved with the model)"))
@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     task.add_argument("--split", default="test")
     task.add_argument("--name", default="motionqa", help="task names: NAME_mc and NAME_letter")
     train = sub.add_parser("train", **helpful, help="fine-tune a host video LLM with a reducer on QA JSONL")
-    _model_args(train, required_compressor=True)
+    _model_args(train, required_compressor=True, training=True)
+    train.add_argument("--rendered-seed", type=int, metavar="SEED",
+                       help="instead of --data: MotionQA's train split of SEED, each video rendered as it is "
+                            "read, so that no question repeats")
+    train.add_argument("--rendered-size", type=_positive, default=112, help="the rendered videos' side in pixels")
+    train.add_argument("--types", nargs="+", metavar="TYPE", help="train on questions of these types only")
     train.add_argument("--output", required=True, help="run directory: checkpoint, logs, final model/")
     train.add_argument("--batch-size", type=_positive, default=8, help="global batch (split across processes)")
     train.add_argument("--grad-accum", type=_positive, default=1)

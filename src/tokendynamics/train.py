@@ -27,7 +27,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +37,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ._accelerate import make_accelerator
 from ._checks import check_choice, check_positive_fields
 from .data.augment import AUGMENTATIONS, Mirror
-from .data.qa import QADataset, collate_qa
+from .data.motionqa.rendered import RenderedMotionQA
+from .data.qa import QADataset, collate_qa, load_qa
 from .models import VideoLLM, load_model
 from .models.prompts import training_pairs
 from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
@@ -59,8 +60,8 @@ class TrainConfig:
     steps (each of ``grad_accum`` batches)."""
 
     model: str
-    data: str
-    video_root: str
+    data: str | None  # QA JSON Lines (None with rendered_seed)
+    video_root: str | None
     output: str
     compressor: str = "token_dynamics"
     num_tokens: int | None = 8
@@ -93,6 +94,10 @@ class TrainConfig:
     stop_after: int | None = None  # optimiser steps to run in this invocation (then checkpoint and exit)
     existing: str = "check"  # an output that holds a run: "check" (resume it only if its settings are
     # these), "resume" (resume it with these settings), "overwrite" (delete it and start over)
+    rendered_seed: int | None = None  # instead of data: MotionQA's train split of this seed, every video
+    # rendered as it is read (data.motionqa.rendered: no question repeats within 10 million)
+    rendered_size: int = 112  # the rendered videos' side in pixels
+    types: list[str] | None = None  # train on questions of these types only (a curriculum step)
 
     def __post_init__(self):
         check_positive_fields(self, ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank",
@@ -107,6 +112,11 @@ class TrainConfig:
         check_choice(self.existing, "existing", EXISTING)
         if self.augment is not None:
             check_choice(self.augment, "augment", AUGMENTATIONS)
+        if (self.data is None) == (self.rendered_seed is None):
+            raise ValueError("give data (--data: a QA file) or rendered_seed (--rendered-seed: MotionQA rendered "
+                             "as it is read), not both")
+        if self.data is not None and self.video_root is None:
+            raise ValueError("data needs video_root, the directory its videos' paths start from")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -204,7 +214,9 @@ def check_existing(cfg: "TrainConfig", output: Path) -> bool:
         return False
     if cfg.existing == "overwrite":
         return True
-    old, new = json.loads(saved.read_text()), asdict(cfg)
+    new = asdict(cfg)
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    old = defaults | json.loads(saved.read_text())  # a setting newer than the run: its default
     changed = [f"{k} {old.get(k)!r} -> {new[k]!r}" for k in new if k not in RUN_ONLY and old.get(k) != new[k]]
     if changed and cfg.existing == "check":
         raise ValueError(f"{output} holds a run with other settings ({'; '.join(changed)}): pass --resume to "
@@ -270,8 +282,7 @@ def train(cfg: TrainConfig) -> dict:
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
-    data = QADataset(cfg.data, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,
-                     cache_dir=cfg.frame_cache, augment=cfg.augment and Mirror.named(cfg.augment))
+    data = training_data(cfg)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                          collate_fn=collate_qa, num_workers=cfg.workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
@@ -353,6 +364,21 @@ def train(cfg: TrainConfig) -> dict:
     accelerator.free_memory()  # with accelerate's references (and cycles), while the process group exists
     accelerator.end_training()  # tears the process group down on every process together
     return summary
+
+
+def training_data(cfg: TrainConfig):
+    """The questions a run trains on: ``cfg.data``'s (decoded, or from its frame cache) or MotionQA's
+    rendered on the fly; only those of ``cfg.types`` where given."""
+    augment = cfg.augment and Mirror.named(cfg.augment)
+    if cfg.rendered_seed is not None:
+        return RenderedMotionQA(cfg.rendered_seed, cfg.frames, cfg.rendered_size, types=cfg.types, augment=augment)
+    items = load_qa(cfg.data)
+    if cfg.types:
+        items = [item for item in items if item.type in cfg.types]
+        if not items:
+            raise ValueError(f"data {cfg.data!r} holds no question of types {cfg.types}")
+    return QADataset(items, cfg.video_root, cfg.frames, prefer_arrays=cfg.prefer_arrays, skip_bad=cfg.skip_bad,
+                     cache_dir=cfg.frame_cache, augment=augment)
 
 
 def _only_trainable(models, weights, _directory) -> None:

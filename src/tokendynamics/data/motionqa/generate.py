@@ -45,14 +45,20 @@ class MotionQAConfig:
             raise ValueError("write mp4 files, frame archives (arrays=True) or both")
 
 
+def question_types(index: int) -> tuple[str, str]:
+    """The motion and the content question type of video ``index``: both cycle with the index, within
+    every split (a split is a place in the decade), so that every split holds every type evenly."""
+    decade, place = divmod(index, 10)
+    return (MOTION_TYPES[(decade + place) % len(MOTION_TYPES)],
+            CONTENT_TYPES[(decade // len(MOTION_TYPES) + place) % len(CONTENT_TYPES)])
+
+
 def make_scene(index: int, config: MotionQAConfig):
     """Scene ``index`` without its pictures: ``(rng, objects, scene dict, [QAItem, QAItem])``; the rng,
     advanced past the questions, then draws the pictures (:func:`make_video`)."""
     rng = np.random.default_rng([config.seed, index])
     split, vid = split_of(index), f"{index:06d}"
-    decade, place = divmod(index, 10)  # types cycle within every split (a split is a place in the decade)
-    mtype = MOTION_TYPES[(decade + place) % len(MOTION_TYPES)]
-    ctype = CONTENT_TYPES[(decade // len(MOTION_TYPES) + place) % len(CONTENT_TYPES)]
+    mtype, ctype = question_types(index)
     objs, motion = motion_scene(rng, mtype, config.num_frames, config.size)
     content = content_question(rng, ctype, objs)
     video = f"videos/{split}/{vid}.mp4"

@@ -1,0 +1,47 @@
+"""MotionQA rendered as it is read: the same questions as the generator's, any type filter, and a training
+run on it."""
+
+import numpy as np
+import pytest
+import torch
+
+from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
+from tokendynamics.data.motionqa.generate import question_types
+from tokendynamics.data.motionqa.rendered import RenderedMotionQA
+from tokendynamics.data.video import uniform_indices
+
+
+def test_an_item_is_the_generated_video_and_question():
+    data = RenderedMotionQA(seed=3, num_frames=8, size=64, video_frames=16)
+    for index in (0, 1, 7, 55):
+        video, slot = data.locate(index)
+        frames, _, items = make_video(video, MotionQAConfig(num_frames=16, size=64, seed=3, arrays=True, mp4=False))
+        item = data[index]
+        assert torch.equal(item["frames"], torch.from_numpy(frames[uniform_indices(16, 8)]))
+        assert (item["question"], item["options"], item["answer"]) == (items[slot].question,
+                                                                      list(items[slot].options), items[slot].answer)
+
+
+def test_every_question_once_in_its_split_and_of_the_types_asked():
+    data = RenderedMotionQA(size=64, video_frames=16, types=("direction", "count"), num_questions=400)
+    located = [data.locate(i) for i in range(len(data))]
+    assert len(set(located)) == len(located)  # no question twice
+    assert all(split_of(v) == "train" for v, _ in located)
+    assert {question_types(v)[slot] for v, slot in located} == {"direction", "count"}
+    assert data[len(data) - 1]["type"] in ("direction", "count")
+    test = RenderedMotionQA(split="test", num_questions=50)
+    assert all(split_of(test.locate(i)[0]) == "test" for i in range(50))
+
+
+def test_bad_settings_name_themselves():
+    with pytest.raises(ValueError, match="types"):
+        RenderedMotionQA(types=("directions",))
+    with pytest.raises(ValueError, match="split"):
+        RenderedMotionQA(split="dev")
+    with pytest.raises(IndexError):
+        RenderedMotionQA(num_questions=3)[3]
+
+
+def test_deterministic_across_instances():
+    a, b = RenderedMotionQA(seed=1, size=64, video_frames=16), RenderedMotionQA(seed=1, size=64, video_frames=16)
+    assert np.array_equal(a[11]["frames"], b[11]["frames"]) and a[11]["id"] == b[11]["id"]
