@@ -46,68 +46,6 @@ def test_compressed_input_length_is_text_plus_k(tiny):
     assert model.count_tokens(_videos(4, 6)) == [4, 4]
 
 
-def test_generate_returns_text_and_choices_are_valid(tiny):
-    model = _load(tiny, compressor="tome", num_tokens=4)
-    videos = _videos(4, 4)
-    answers = model.generate(videos, ["Describe the video."] * 2, max_new_tokens=4)
-    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
-    opts = [OPTIONS, OPTIONS[:3]]
-    for mode in ("letter", "likelihood", "generate"):
-        result = model.choose(videos, [QUESTION] * 2, opts, mode=mode)
-        assert result.scores.shape == (2, 5) and result.picks[1] < 3 and result.visual_tokens == [5, 5]
-    with pytest.raises(ValueError, match="mode must be"):
-        model.choose(videos, [QUESTION] * 2, opts, mode="vote")
-
-
-@pytest.mark.parametrize("compressor, kw", [
-    ("token_dynamics", dict(num_tokens=None, max_distortion=0.02, max_tokens=6)),  # adaptive: lengths differ
-    ("visionzip", dict(num_tokens=5)),
-])
-def test_result_does_not_depend_on_the_batch(tiny, compressor, kw):
-    model = _load(tiny, compressor=compressor, identity_init=False, **kw) if compressor == "token_dynamics" \
-        else _load(tiny, compressor=compressor, **kw)
-    videos = _videos(4, 6, 3, seed=1)  # different frame counts
-    texts = [multiple_choice(QUESTION, OPTIONS), "A much longer question about what the objects do?", "Hi"]
-    with torch.no_grad():
-        batch = model(videos, texts).logits
-        for i in range(3):
-            alone = model(videos[i:i + 1], texts[i:i + 1]).logits[0]
-            torch.testing.assert_close(batch[i, batch.shape[1] - alone.shape[0]:], alone, rtol=1e-4, atol=1e-4)
-    picks = model.choose(videos, [QUESTION] * 3, [OPTIONS] * 3).picks
-    assert picks == [model.choose([v], [QUESTION], [OPTIONS]).picks[0] for v in videos]
-    gen = model.generate(videos, texts, max_new_tokens=3)
-    assert gen == [model.generate([v], [t], max_new_tokens=3)[0] for v, t in zip(videos, texts)]
-
-
-def test_a_training_step_lowers_the_loss(tiny):
-    model = _load(tiny, compressor="token_dynamics", num_tokens=3)
-    model.train()
-    params = [p for p in model.reducer.parameters()] + list(model.host.model.multi_modal_projector.parameters())
-    opt = torch.optim.Adam(params, lr=1e-2)
-    videos = _videos(4, 4)
-    losses = []
-    for _ in range(5):
-        loss = model.training_loss(videos, [QUESTION] * 2, [OPTIONS] * 2, [1, 3])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    assert model.reducer.model.attention.layers[0].out.weight.abs().sum() > 0  # the reducer learned
-
-
-def test_save_and_load_give_identical_logits(tiny, tmp_path):
-    model = _load(tiny, compressor="token_dynamics", num_tokens=3, identity_init=False)
-    with torch.no_grad():
-        model.host.model.multi_modal_projector.linear_1.weight.mul_(1.5)  # a "fine-tuned" host
-    model.save_pretrained(tmp_path / "ft")
-    again = CompressedLlavaOnevision.from_pretrained(tmp_path / "ft").eval()
-    assert again.reducer.name == "token_dynamics" and again.reducer.num_tokens == 3
-    videos, text = _videos(4), [multiple_choice(QUESTION, OPTIONS)]
-    with torch.no_grad():
-        torch.testing.assert_close(again(videos, text).logits, model(videos, text).logits)
-
-
 def test_bad_arguments(tiny):
     with pytest.raises(ValueError, match="unknown reducer 'zip'"):
         _load(tiny, compressor="zip")
@@ -165,21 +103,6 @@ def test_frame_transform_of_a_batch_equals_each_video():
         transform(videos[0, 0])
 
 
-def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
-    model = _load(tiny, compressor="token_dynamics", num_tokens=None, max_distortion=0.02, max_tokens=6,
-                  identity_init=False)
-    videos = _videos(4, 6, seed=1)
-    texts, answers = ["What moves?", "A much longer question about which colour it is?"], ["the red square", "blue"]
-    before = model.host.config._attn_implementation
-    shares = model.answer_attention(videos, texts, answers)
-    assert model.host.config._attn_implementation == before  # eager for that call only
-    assert [len(s) for s in shares] == [n - 1 for n in model.count_tokens(videos)]  # newline row left out
-    for i, s in enumerate(shares):
-        assert torch.isclose(s.sum(), torch.tensor(1.0)) and (s >= 0).all()
-        alone = model.answer_attention(videos[i:i + 1], texts[i:i + 1], answers[i:i + 1])[0]
-        torch.testing.assert_close(s, alone, rtol=1e-4, atol=1e-5)  # padding does not change it
-
-
 def test_valid_rows_take_a_view_when_they_lead_and_select_otherwise():
     from tokendynamics.models.host import _valid
 
@@ -188,15 +111,6 @@ def test_valid_rows_take_a_view_when_they_lead_and_select_otherwise():
     assert lead.data_ptr() == rows.data_ptr() and torch.equal(lead, rows[:2])
     torch.testing.assert_close(_valid(rows, torch.tensor([True, False, True, False])), rows[[0, 2]])
     assert _valid(rows, torch.zeros(4, dtype=torch.bool)).shape == (0, 3)
-
-
-def test_choose_with_precomputed_visual_tokens_equals_choose_from_videos(tiny):
-    model = _load(tiny, compressor="tome", num_tokens=4)
-    videos = _videos(4, 6)
-    opts = [OPTIONS, OPTIONS[:3]]
-    direct = model.choose(videos, [QUESTION] * 2, opts, mode="likelihood")
-    reused = model.choose(None, [QUESTION] * 2, opts, mode="likelihood", visual=model.video_tokens(videos))
-    assert direct.picks == reused.picks and torch.equal(direct.scores, reused.scores)
 
 
 def test_block_mean_pooling_equals_the_hosts_bilinear_pooling_and_its_gradient(tiny):

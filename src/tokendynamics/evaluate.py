@@ -129,10 +129,10 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 
 def _records(model, batch, result) -> list[dict]:
-    frames = [len(f) for f in batch["frames"]]
+    frames = [f.shape[:3] for f in batch["frames"]]
     texts = {} if result.texts is None else {"text": result.texts}  # what was generated, where it was
     return [dict(index=batch["index"][i], id=batch["id"][i], type=batch["type"][i], pick=result.picks[i],
                  answer=batch["answer"][i], correct=result.picks[i] == batch["answer"][i],
-                 visual_tokens=result.visual_tokens[i], full_tokens=model.full_tokens(frames[i]),
+                 visual_tokens=result.visual_tokens[i], full_tokens=model.full_tokens(*frames[i]),
                  **{k: v[i] for k, v in texts.items()})
             for i in range(len(batch["question"]))]

@@ -185,7 +185,8 @@ def trainable(model: VideoLLM, cfg: TrainConfig) -> list[dict]:
     model.reducer.requires_grad_(True)
     if cfg.train_projector:
         model.projector.requires_grad_(True)
-    in_tower = {id(p) for p in tower.parameters()}
+    in_tower = {id(p) for p in tower.parameters()} - {id(p) for p in model.projector.parameters()}  # a tower
+    # may hold the projector (Qwen2.5-VL's merger), which trains at the full rate
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"nothing to train: reducer {cfg.compressor!r} has no weights, the projector is frozen "

@@ -13,22 +13,25 @@ from .frames import FrameTransform
 from .prompts import INSTRUCTION, LETTERS, SYSTEM
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+QWEN_VL_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]  # Qwen2.5-VL, Qwen3-VL
 
 
-def build_tokenizer(corpus, vocab_size: int = 512):
-    """A byte-level BPE tokenizer (Qwen2's special tokens, ``<image>``/``<video>`` placeholders) trained on
-    ``corpus`` (strings) plus the prompt scaffolding, as a ``PreTrainedTokenizerFast``."""
+def build_tokenizer(corpus, vocab_size: int = 512, special_tokens=SPECIAL_TOKENS):
+    """A byte-level BPE tokenizer (Qwen2's special tokens, ``<image>``/``<video>`` placeholders, or the
+    ``special_tokens`` given) trained on ``corpus`` (strings) plus the prompt scaffolding, as a
+    ``PreTrainedTokenizerFast``."""
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     scaffold = [SYSTEM, INSTRUCTION, "system user assistant", *(f"{c}. " for c in LETTERS)]
     tok.train_from_iterator([*scaffold, *corpus], trainer)
+    placeholders = {"image_token": "<image>", "video_token": "<video>"} if "<video>" in special_tokens else {}
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+                                   extra_special_tokens=placeholders)
 
 
 def build_llava_onevision(out_dir: str | Path, corpus, *, image_size: int = 56, patch_size: int = 14,
@@ -62,4 +65,46 @@ def build_llava_onevision(out_dir: str | Path, corpus, *, image_size: int = 56, 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     FrameTransform(height=image_size, width=image_size).save_pretrained(out)
+    return out
+
+
+def build_qwen2_5_vl(out_dir: str | Path, corpus, *, patch_size: int = 14, vision_width: int = 32,
+                     vision_layers: int = 2, vision_heads: int = 2, text_width: int = 64, text_layers: int = 2,
+                     text_heads: int = 4, kv_heads: int = 2, vocab_size: int = 512, min_pixels: int = 56 * 56,
+                     max_pixels: int = 112 * 112, seed: int = 0) -> Path:
+    """Build a randomly initialised ``Qwen2_5_VLForConditionalGeneration`` of the given sizes (2x2 merge,
+    temporal patches of 2 frames, M-RoPE split over the head as the published models split it) with its
+    tokenizer and video processor settings, save it to ``out_dir`` and return the path. Deterministic for a
+    given corpus and seed."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from .patches import PatchTransform
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer(corpus, vocab_size, SPECIAL_TOKENS[:3] + QWEN_VL_TOKENS)
+    half = text_width // text_heads // 2  # M-RoPE's sections (t, h, w) share the head's rotary pairs
+    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    vision = dict(depth=vision_layers, hidden_size=vision_width, intermediate_size=2 * vision_width,
+                  num_heads=vision_heads, out_hidden_size=text_width, patch_size=patch_size, spatial_merge_size=2,
+                  temporal_patch_size=2, window_size=4 * patch_size * 2, fullatt_block_indexes=[vision_layers - 1],
+                  tokens_per_second=2)
+    text = dict(hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
+                num_attention_heads=text_heads, num_key_value_heads=kv_heads, vocab_size=len(tokenizer),
+                max_position_embeddings=8192, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=section))
+    ids = {f"{name}_token_id": tokenizer.convert_tokens_to_ids(f"<|{name}|>".replace("_token", ""))
+           for name in ("image_pad", "video_pad", "vision_start", "vision_end")}
+    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad_token_id"],
+                              video_token_id=ids["video_pad_token_id"],
+                              vision_start_token_id=ids["vision_start_token_id"],
+                              vision_end_token_id=ids["vision_end_token_id"], tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
     return out

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 CONFIG_NAMES = ("video_preprocessor_config.json", "preprocessor_config.json")
-_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+RESAMPLE = {2: "bilinear", 3: "bicubic"}
 
 
 @dataclass
@@ -38,7 +38,7 @@ class FrameTransform:
         lead = frames.shape[:-3]
         x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float()
         if tuple(x.shape[-2:]) != (self.height, self.width):
-            x = F.interpolate(x, size=(self.height, self.width), mode=_RESAMPLE.get(self.resample, "bilinear"),
+            x = F.interpolate(x, size=(self.height, self.width), mode=RESAMPLE.get(self.resample, "bilinear"),
                               antialias=True, align_corners=False).clamp(0, 255)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
@@ -49,7 +49,7 @@ class FrameTransform:
         """Settings from the checkpoint's processor config, a local directory or a hub name (defaults:
         LLaVA-OneVision's 384 x 384, mean and std 0.5, where it has none)."""
         for name in CONFIG_NAMES:
-            path = _config_file(directory, name)
+            path = config_file(directory, name)
             if path is not None:
                 cfg = json.loads(Path(path).read_text())
                 size = cfg.get("size", {})
@@ -71,7 +71,7 @@ class FrameTransform:
         return asdict(self)
 
 
-def _config_file(name_or_path: str | Path, filename: str) -> str | None:
+def config_file(name_or_path: str | Path, filename: str) -> str | None:
     """The path of ``filename`` in a local checkpoint directory, or in the hub cache (downloaded if
     needed) for a hub name; None where the checkpoint has no such file."""
     local = Path(name_or_path) / filename

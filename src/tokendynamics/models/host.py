@@ -69,10 +69,14 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     def video_features(self, videos) -> list[torch.Tensor]:
         """Per video ``[T, h, w, D]``: the tokens the LLM would read, on the host's grid, at the LLM's width."""
 
-    def full_tokens(self, num_frames: int) -> int:
-        """Visual tokens the LLM would read for ``num_frames`` frames without a reducer (``grid``: the
-        host's token grid per frame, ``(h, w)``)."""
+    def full_tokens(self, num_frames: int, height: int | None = None, width: int | None = None) -> int:
+        """Visual tokens the LLM would read for ``num_frames`` frames (of ``height x width`` pixels, where
+        the host's grid depends on them) without a reducer (``grid``: the host's token grid per frame)."""
         return num_frames * self.grid[0] * self.grid[1] + self.added_rows
+
+    def chat_parts(self, text: str) -> tuple[str, str]:
+        """The prompt around the video's rows for a user message (ChatML, as LLaVA-OneVision's Qwen2 LM)."""
+        return chat_parts(text)
 
     def visual_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """What the LLM reads of a video, given the reducer's valid rows ``[n, D]`` (by default, those)."""
@@ -151,13 +155,19 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
 
     def video_tokens(self, videos) -> list[torch.Tensor]:
         """Per video ``[n', D]``: the reducer's ``n`` valid tokens as the LLM reads them (:meth:`visual_rows`)."""
-        feats = self.video_features(videos)
         out = [None] * len(videos)
+        for i, rows, _, _ in self._reduced(self.video_features(videos)):
+            out[i] = self.visual_rows(rows)
+        return out
+
+    def _reduced(self, feats):
+        """The reducer over videos' tokens ``[T, h, w, D]`` (equal shapes batched): per video ``(index,
+        valid rows [n, D], its tokens, its key map [T, h, w] or None for reducers that build none)``."""
         for _, idx in _groups([f.shape for f in feats]).items():
             compact = self.reducer(torch.stack([feats[i] for i in idx]))
-            for i, rows, keep in zip(idx, compact.tokens.unbind(0), compact.mask.cpu()):  # one sync
-                out[i] = self.visual_rows(_valid(rows, keep))
-        return out
+            keys = [None] * len(idx) if compact.hash is None else compact.hash.key_map.unbind(0)
+            for i, rows, keep, key in zip(idx, compact.tokens.unbind(0), compact.mask.cpu(), keys):  # one sync
+                yield i, _valid(rows, keep), feats[i], key
 
     def new_stream(self, **options):
         """A :class:`~tokendynamics.stream.HashStream` for this model's Token Dynamics reducer (its K, width,
@@ -168,6 +178,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         settings = dict(num_tokens=config.num_tokens, dim=config.dim, metric=config.metric, seed=config.seed)
         return HashStream(**(settings | options), device=self.device)
 
+    @torch.no_grad()
     def push(self, stream, frames: torch.Tensor) -> None:
         """Run the vision path on newly arrived frames ``uint8 [t, H, W, 3]`` and add them to ``stream``."""
         stream.push(self.video_features([frames])[0])
@@ -204,18 +215,23 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
             raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
         pieces = []  # per sample: text ids before the video, visual row count, ids after, answer ids
         for i, (vid, text) in enumerate(zip(visual, texts)):
-            before, after = chat_parts(text)
+            before, after = self.chat_parts(text)
             target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
             pieces.append((self._ids(before), len(vid), self._ids(after) + target, target))
         plan = _layout(pieces)
         ids, is_visual, mask, labels = (t.to(self.device, non_blocking=True) for t in plan)
         embeds = self.host.get_input_embeddings()(ids)
-        rows = torch.cat(list(visual), 0).to(embeds.dtype)
+        rows = torch.cat([rows_of(v) for v in visual], 0).to(embeds.dtype)
         embeds = embeds.masked_scatter(is_visual[..., None], rows).masked_fill(~mask.bool()[..., None], 0)
-        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
+        out = dict(inputs_embeds=embeds, attention_mask=mask, position_ids=self.position_ids(pieces, visual, mask))
         if targets is not None:
             out["labels"] = labels
         return out, is_visual
+
+    def position_ids(self, pieces, visual, mask: torch.Tensor) -> torch.Tensor:
+        """The LLM's positions of the left-padded layout (``pieces``, ``visual`` as :meth:`_inputs` has
+        them): ``[B, L]``, counted from each sample's first token."""
+        return (mask.cumsum(1) - 1).clamp_min(0)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -315,6 +331,26 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         for (logp, _), i, j in zip(flat, owner, column):
             scores[i, j] = logp
         return Choices(scores.argmax(1).tolist(), scores, counts)
+
+
+@dataclass
+class VideoRows:
+    """What the LLM reads of a video on a host with multimodal rotary positions: ``rows`` ``[n, D]``,
+    ``offsets`` ``[3, n]`` (each row's temporal, height and width position, counted from the video's first
+    position) and ``advance`` (how far the positions move on past the video: where the text after it
+    starts). ``len()`` is the row count, as for a plain ``[n, D]`` tensor."""
+
+    rows: torch.Tensor
+    offsets: torch.Tensor
+    advance: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def rows_of(visual) -> torch.Tensor:
+    """The ``[n, D]`` rows of a video's visual input (a tensor, or :class:`VideoRows`)."""
+    return visual.rows if isinstance(visual, VideoRows) else visual
 
 
 def model_type(path: str | Path) -> str:

@@ -1,0 +1,188 @@
+"""Qwen2.5-VL as a host (:class:`~.host.VideoLLM`): the host's own vision path (its temporal patches of 2
+frames, its 2x2 merge, its merger as the projector) gives ``[T', h, w, D]`` tokens per video; the reducer's
+rows take the place of the ``<|video_pad|>`` run between ``<|vision_start|>`` and ``<|vision_end|>``.
+
+Positions are the host's 3D multimodal rotary ones (M-RoPE), taken from its own ``get_rope_index`` for the
+full video so that every transformers version's rule holds: the text before the video counts as usual, the
+video's cells get ``(t, h, w)`` positions from the video's start, and the text after it continues where the
+full video would have left it (so the question's positions do not depend on K). A reduced row gets:
+
+- for reducers that build a key map (``token_dynamics``, ``hash_table``): the rounded mean of the
+  positions of the cells its key-map entry covers (one per axis);
+- for the others: the position of the cell whose token is nearest to the row (a pruned token keeps its
+  own; a merged one takes its nearest member's); ``full``: every cell its own.
+
+Generation is a greedy loop of this host's own with a ``DynamicCache``, each new token one position past
+the sample's largest, as the host's ``rope_deltas`` make it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .host import VideoLLM, VideoRows, _groups
+from .patches import PatchTransform
+from .prompts import SYSTEM
+
+__all__ = ["CompressedQwen2_5_VL"]
+
+
+class CompressedQwen2_5_VL(VideoLLM):
+    """A ``Qwen2_5_VLForConditionalGeneration`` whose video tokens pass through ``reducer``:
+    ``CompressedQwen2_5_VL.from_pretrained(path, reducer="token_dynamics", num_tokens=8)``. ``fps``: the
+    rate of the frames given (sets ``second_per_grid_ts``, the time between temporal patches; 2.0, the
+    official processor's default sampling rate, unless set on the instance)."""
+
+    model_types = ("qwen2_5_vl",)
+    host_class = "Qwen2_5_VLForConditionalGeneration"
+    fps = 2.0
+
+    def __init__(self, host, tokenizer, transform: PatchTransform, reducer, recipe: dict | None = None):
+        super().__init__(host, tokenizer, transform, reducer, recipe)
+        self.video_pad = host.config.video_token_id
+        self._offsets: dict[tuple, tuple[torch.Tensor, int]] = {}  # per token grid (and fps): the host's rule
+        forward = inspect.signature(type(host).forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"  # renamed in transformers 5.2x
+
+    @classmethod
+    def load_transform(cls, path: str | Path) -> PatchTransform:
+        return PatchTransform.from_pretrained(path)
+
+    @property
+    def vision_tower(self) -> nn.Module:
+        return self.host.model.visual
+
+    @property
+    def projector(self) -> nn.Module:
+        return self.host.model.visual.merger
+
+    def full_tokens(self, num_frames: int, height: int | None = None, width: int | None = None) -> int:
+        if height is None or width is None:
+            raise ValueError("Qwen2.5-VL's token count depends on the frame size: give height and width")
+        t, h, w = self.transform.token_grid(num_frames, height, width)
+        return t * h * w
+
+    def chat_parts(self, text: str) -> tuple[str, str]:
+        """Qwen2.5-VL's chat template for one video and a user message."""
+        return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>",
+                f"<|vision_end|>{text}<|im_end|>\n<|im_start|>assistant\n")
+
+    # ------------------------------------------------------------------ video tokens
+
+    def video_features(self, videos) -> list[torch.Tensor]:
+        """Per video ``[T', h, w, D]``: the merged tokens of the host's vision path (videos of one shape
+        batched)."""
+        out = [None] * len(videos)
+        for shape, idx in _groups([v.shape for v in videos]).items():
+            patches = [self.transform(videos[i].to(self.device), self.dtype) for i in idx]
+            grid = patches[0][1]
+            grids = torch.tensor([grid] * len(idx), device=self.device)
+            feats = self.host.model.get_video_features(torch.cat([p for p, _ in patches]), grids)
+            feats = getattr(feats, "pooler_output", feats)  # an output object, or the tensors themselves
+            if isinstance(feats, torch.Tensor):
+                feats = feats.split(len(feats) // len(idx))
+            merge = self.transform.merge_size
+            for i, f in zip(idx, feats):
+                out[i] = f.view(grid[0], grid[1] // merge, grid[2] // merge, -1)
+        return out
+
+    def video_tokens(self, videos) -> list[VideoRows]:
+        """Per video the reducer's valid rows with their positions (:class:`~.host.VideoRows`)."""
+        out = [None] * len(videos)
+        for i, rows, tokens, key in self._reduced(self.video_features(videos)):
+            offsets, advance = self.cell_offsets(*tokens.shape[:3])
+            out[i] = VideoRows(rows, self._row_offsets(rows, tokens, key, offsets), advance)
+        return out
+
+    def stream_tokens(self, stream) -> VideoRows:
+        """What the LLM reads of the video streamed so far, its rows placed by the stream's key map."""
+        table = stream.table()
+        compact = self._token_dynamics().from_table(table)
+        rows = compact.tokens[0][compact.mask[0]]
+        offsets, advance = self.cell_offsets(*table.key_map.shape[1:])
+        return VideoRows(rows, _mean_offsets(table.key_map[0], offsets, len(rows)), advance)
+
+    def cell_offsets(self, t: int, h: int, w: int) -> tuple[torch.Tensor, int]:
+        """The host's positions for a full video of ``t x h x w`` merged tokens, from its first position:
+        ``([3, t * h * w] offsets in raster order, advance)`` (``advance``: where the text after starts),
+        from the host's own ``get_rope_index`` (kept per grid)."""
+        key = (t, h, w, self.fps)
+        if key not in self._offsets:
+            n, merge = t * h * w, self.transform.merge_size
+            ids = torch.tensor([[self.video_pad] * n + [self.tokenizer.eos_token_id]])
+            kinds = torch.tensor([[2] * n + [0]])  # video, then one text token
+            seconds = torch.tensor([self.transform.temporal_patch_size / self.fps])
+            positions, _ = self.host.model.get_rope_index(
+                ids, kinds, video_grid_thw=torch.tensor([[t, h * merge, w * merge]]), second_per_grid_ts=seconds,
+                attention_mask=torch.ones_like(ids))
+            self._offsets[key] = positions[:, 0, :n].long().cpu(), int(positions[0, 0, n])
+        return self._offsets[key]
+
+    def _row_offsets(self, rows, tokens, key, offsets) -> torch.Tensor:
+        """``[3, n]`` positions of the rows (the rule in the module docstring)."""
+        if self.reducer.name == "full":
+            return offsets
+        if key is not None:
+            return _mean_offsets(key, offsets, len(rows))
+        cells = tokens.reshape(-1, tokens.shape[-1]).float()
+        nearest = torch.cdist(rows.detach().float()[None], cells[None])[0].argmin(1).cpu()
+        return offsets[:, nearest]
+
+    # ------------------------------------------------------------------ inputs and generation
+
+    def position_ids(self, pieces, visual, mask: torch.Tensor) -> torch.Tensor:
+        """``[3, B, L]``: each sample's text from 0, its rows at ``len(text before) + offsets``, the text
+        after from ``len(text before) + advance``; padding at 0."""
+        if not all(isinstance(v, VideoRows) for v in visual):
+            raise ValueError("Qwen2.5-VL needs each video's rows with their positions: pass visual= what "
+                             "video_tokens or stream_tokens gave")
+        out = torch.zeros(3, *mask.shape, dtype=torch.long)
+        length = mask.shape[1]
+        for b, ((pre, n, post, _), vid) in enumerate(zip(pieces, visual)):
+            start = length - len(pre) - n - len(post)
+            text_after = len(pre) + vid.advance + torch.arange(len(post))
+            out[:, b, start:] = torch.cat([torch.arange(len(pre)).expand(3, -1), len(pre) + vid.offsets.cpu(),
+                                           text_after.expand(3, -1)], 1)
+        return out.to(mask.device)
+
+    @torch.no_grad()
+    def generate(self, videos, texts, max_new_tokens: int = 32, visual=None, **kwargs) -> list[str]:
+        """Greedy answers (text) to user messages about videos (``visual``: see :meth:`build_inputs`)."""
+        from transformers import DynamicCache
+
+        if kwargs:
+            raise ValueError(f"Qwen2.5-VL's generate takes no options beyond max_new_tokens, got {sorted(kwargs)}")
+        inputs = self.build_inputs(videos, texts, visual=visual)
+        mask, positions = inputs["attention_mask"], inputs["position_ids"]
+        step = positions.amax((0, 2)) + 1  # [B] the next token's position
+        cache = DynamicCache(config=self.host.config)
+        logits = self.host(**inputs, use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        done = torch.zeros(len(mask), dtype=torch.bool, device=mask.device)
+        answer = []
+        for _ in range(max_new_tokens):
+            token = logits.argmax(-1).masked_fill(done, pad)
+            answer.append(token)
+            done |= token == eos
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            embeds = self.host.get_input_embeddings()(token[:, None])
+            logits = self.host(inputs_embeds=embeds, attention_mask=mask, position_ids=step.view(1, -1, 1).expand(3, -1, 1),
+                               use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
+            step = step + 1
+        return self.tokenizer.batch_decode(torch.stack(answer, 1), skip_special_tokens=True)
+
+
+def _mean_offsets(key: torch.Tensor, offsets: torch.Tensor, n: int) -> torch.Tensor:
+    """``[3, n]``: per row the rounded mean of the positions ``offsets [3, cells]`` of the cells whose key
+    ``key`` (``[T, h, w]``, values in ``[0, n)``) names it."""
+    flat = key.reshape(-1).cpu()
+    sums = torch.zeros(3, n, dtype=torch.float64).index_add_(1, flat, offsets.double())
+    counts = torch.bincount(flat, minlength=n)[:n].clamp_min(1)
+    return (sums / counts).round().long()
+

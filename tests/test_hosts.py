@@ -1,0 +1,238 @@
+"""The suite every host passes (tiny random models of each, built from config, saved and loaded from
+disk), then what is particular to Qwen2.5-VL: its vision path, its 3D positions, its own greedy loop."""
+
+import pytest
+import torch
+
+from tokendynamics.models import (CompressedLlavaOnevision, CompressedQwen2_5_VL, VideoRows, build_llava_onevision,
+                                  build_qwen2_5_vl, from_pretrained, multiple_choice)
+from tokendynamics.models.qwen import _mean_offsets
+
+QUESTION, OPTIONS = "What colour is the circle?", ["red", "blue", "green", "white", "cyan"]
+CORPUS = [multiple_choice(QUESTION, OPTIONS), "Which object moves? red circle blue square"] * 4
+BUILDERS = {"llava_onevision": build_llava_onevision, "qwen2_5_vl": build_qwen2_5_vl}
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def tiny(request, tmp_path_factory):
+    return BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "host", CORPUS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    return build_qwen2_5_vl(tmp_path_factory.mktemp("qwen") / "host", CORPUS, seed=0)
+
+
+def _videos(*frames, seed=0, size=(56, 84)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (t, *size, 3), generator=g, dtype=torch.uint8) for t in frames]
+
+
+def _load(path, **kw):
+    torch.manual_seed(0)
+    return from_pretrained(path, **kw).eval()
+
+
+def test_the_loader_picks_each_host(tiny, qwen):
+    assert type(_load(tiny, reducer="full")) in (CompressedLlavaOnevision, CompressedQwen2_5_VL)
+    assert type(_load(qwen, reducer="full")) is CompressedQwen2_5_VL
+
+
+def test_generate_returns_text_and_choices_are_valid(tiny):
+    model = _load(tiny, reducer="tome", num_tokens=4)
+    videos = _videos(4, 4)
+    answers = model.generate(videos, ["Describe the video."] * 2, max_new_tokens=4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    opts = [OPTIONS, OPTIONS[:3]]
+    for mode in ("letter", "likelihood", "generate"):
+        result = model.choose(videos, [QUESTION] * 2, opts, mode=mode)
+        assert result.scores.shape == (2, 5) and result.picks[1] < 3
+        assert result.visual_tokens == [4 + model.added_rows] * 2
+
+
+@pytest.mark.parametrize("reducer, kw", [
+    ("token_dynamics", dict(num_tokens=None, max_distortion=0.02, max_tokens=6, identity_init=False)),  # adaptive
+    ("visionzip", dict(num_tokens=5)),
+])
+def test_result_does_not_depend_on_the_batch(tiny, reducer, kw):
+    model = _load(tiny, reducer=reducer, **kw)
+    videos = _videos(4, 6, 3, seed=1)  # different frame counts
+    texts = [multiple_choice(QUESTION, OPTIONS), "A much longer question about what the objects do?", "Hi"]
+    with torch.no_grad():
+        batch = model(videos, texts).logits
+        for i in range(3):
+            alone = model(videos[i:i + 1], texts[i:i + 1]).logits[0]
+            torch.testing.assert_close(batch[i, batch.shape[1] - alone.shape[0]:], alone, rtol=1e-4, atol=1e-4)
+    picks = model.choose(videos, [QUESTION] * 3, [OPTIONS] * 3).picks
+    assert picks == [model.choose([v], [QUESTION], [OPTIONS]).picks[0] for v in videos]
+    gen = model.generate(videos, texts, max_new_tokens=3)
+    assert gen == [model.generate([v], [t], max_new_tokens=3)[0] for v, t in zip(videos, texts)]
+
+
+def test_a_training_step_lowers_the_loss(tiny):
+    model = _load(tiny, reducer="token_dynamics", num_tokens=3)
+    model.train()
+    params = list(model.reducer.parameters()) + list(model.projector.parameters())
+    opt = torch.optim.Adam(params, lr=1e-2)
+    videos = _videos(4, 4)
+    losses = []
+    for _ in range(5):
+        loss = model.training_loss(videos, [QUESTION] * 2, [OPTIONS] * 2, [1, 3])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert model.reducer.model.attention.layers[0].out.weight.abs().sum() > 0  # the reducer learned
+
+
+def test_save_and_load_give_identical_logits(tiny, tmp_path):
+    model = _load(tiny, reducer="token_dynamics", num_tokens=3, identity_init=False)
+    with torch.no_grad():
+        next(model.projector.parameters()).mul_(1.5)  # a "fine-tuned" host
+    model.save_pretrained(tmp_path / "ft")
+    again = from_pretrained(tmp_path / "ft").eval()
+    assert type(again) is type(model) and again.reducer.name == "token_dynamics" and again.reducer.num_tokens == 3
+    videos, text = _videos(4), [multiple_choice(QUESTION, OPTIONS)]
+    with torch.no_grad():
+        torch.testing.assert_close(again(videos, text).logits, model(videos, text).logits)
+
+
+def test_choose_with_precomputed_visual_tokens_equals_choose_from_videos(tiny):
+    model = _load(tiny, reducer="tome", num_tokens=4)
+    videos = _videos(4, 6)
+    opts = [OPTIONS, OPTIONS[:3]]
+    direct = model.choose(videos, [QUESTION] * 2, opts, mode="likelihood")
+    reused = model.choose(None, [QUESTION] * 2, opts, mode="likelihood", visual=model.video_tokens(videos))
+    assert direct.picks == reused.picks and torch.equal(direct.scores, reused.scores)
+
+
+def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
+    model = _load(tiny, reducer="token_dynamics", num_tokens=None, max_distortion=0.02, max_tokens=6,
+                  identity_init=False)
+    videos = _videos(4, 6, seed=1)
+    texts, answers = ["What moves?", "A much longer question about which colour it is?"], ["the red square", "blue"]
+    before = model.host.config._attn_implementation
+    shares = model.answer_attention(videos, texts, answers)
+    assert model.host.config._attn_implementation == before  # eager for that call only
+    assert [len(s) for s in shares] == [n - model.added_rows for n in model.count_tokens(videos)]
+    for i, s in enumerate(shares):
+        assert torch.isclose(s.sum(), torch.tensor(1.0)) and (s >= 0).all()
+        alone = model.answer_attention(videos[i:i + 1], texts[i:i + 1], answers[i:i + 1])[0]
+        torch.testing.assert_close(s, alone, rtol=1e-4, atol=1e-5)  # padding does not change it
+
+
+# ---------------------------------------------------------------------- Qwen2.5-VL
+
+
+def _reference_logits(model, videos, texts):
+    """The unwrapped host on the processor's inputs: the ``<|video_pad|>`` run, flat patches, grids."""
+    patches = [model.transform(v) for v in videos]
+    prompts = []
+    for text, (_, (t, h, w)) in zip(texts, patches):
+        before, after = model.chat_parts(text)
+        prompts.append(before + "<|video_pad|>" * (t * h * w // 4) + after)
+    enc = model.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    kinds = (enc.input_ids == model.host.config.video_token_id).int() * 2
+    logits = model.host(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                        pixel_values_videos=torch.cat([p for p, _ in patches]),
+                        video_grid_thw=torch.tensor([g for _, g in patches]), mm_token_type_ids=kinds).logits
+    return logits, enc.attention_mask.bool()
+
+
+def test_qwen_full_tokens_give_the_unwrapped_models_logits(qwen):
+    model = _load(qwen, reducer="full")
+    videos, texts = _videos(4, 4, seed=2), [QUESTION, "Which object moves?"]
+    with torch.no_grad():
+        ref, real = _reference_logits(model, videos, texts)
+        torch.testing.assert_close(model(videos, texts).logits[real], ref[real], rtol=1e-5, atol=1e-5)
+
+
+def test_qwen_k_rows_replace_the_video_pad_run(qwen):
+    model = _load(qwen, reducer="token_dynamics", num_tokens=3)
+    (video,) = _videos(5)  # an odd count: the last frame repeats to fill the temporal patch
+    inputs = model.build_inputs([video], [QUESTION])
+    before, after = model.chat_parts(QUESTION)
+    assert inputs["inputs_embeds"].shape[1] == len(model._ids(before)) + 3 + len(model._ids(after))
+    assert inputs["position_ids"].shape == (3, 1, inputs["inputs_embeds"].shape[1])
+    assert model.full_tokens(5, 56, 84) == 3 * 2 * 3
+    assert model.video_features([video])[0].shape == (3, 2, 3, model.host.config.text_config.hidden_size)
+
+
+def test_qwen_row_positions_follow_the_stated_rule(qwen):
+    model = _load(qwen, reducer="full")
+    offsets, advance = model.cell_offsets(2, 2, 3)
+    interval = model.host.config.vision_config.tokens_per_second * model.transform.temporal_patch_size / model.fps
+    cells = torch.tensor([(t * interval, h, w) for t in range(2) for h in range(2) for w in range(3)]).T
+    assert torch.equal(offsets, cells.long()) and advance == 3  # the host's rule: max(h, w) past the start
+    key = torch.tensor([0, 0, 1, 1, 1, 2] * 2).view(2, 2, 3)  # row 0: two cells a frame, ...
+    assert _mean_offsets(key, offsets, 3)[:, 0].tolist() == [round(interval / 2), 0, 0]
+    pruned = _load(qwen, reducer="random_prune", num_tokens=4)
+    (video,) = _videos(4)
+    tokens = pruned.video_features([video])[0].reshape(-1, 64)
+    (rows,) = pruned.video_tokens([video])
+    own = [int((tokens - r).abs().sum(1).argmin()) for r in rows.rows]  # a pruned token keeps its own place
+    assert torch.equal(rows.offsets, offsets[:, own]) and isinstance(rows, VideoRows)
+
+
+def test_qwen_generate_matches_the_hosts_greedy_decoding_with_full_tokens(qwen):
+    model = _load(qwen, reducer="full")
+    (video,) = _videos(4, seed=3)
+    patches, grid = model.transform(video)
+    before, after = model.chat_parts(QUESTION)
+    ids = torch.tensor([model._ids(before + "<|video_pad|>" * (grid[0] * grid[1] * grid[2] // 4) + after)])
+    kinds = (ids == model.host.config.video_token_id).int() * 2
+    ref = model.host.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values_videos=patches,
+                              video_grid_thw=torch.tensor([grid]), mm_token_type_ids=kinds, max_new_tokens=6,
+                              do_sample=False, eos_token_id=model.tokenizer.eos_token_id,
+                              pad_token_id=model.tokenizer.pad_token_id)
+    expected = model.tokenizer.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)
+    assert model.generate([video], [QUESTION], max_new_tokens=6) == [expected]
+
+
+def test_qwen_answers_from_a_stream(qwen):
+    model = _load(qwen, reducer="token_dynamics", num_tokens=3)
+    (video,) = _videos(6, seed=4)
+    stream = model.new_stream()
+    for start in range(0, 6, 2):
+        model.push(stream, video[start:start + 2])
+    rows = model.stream_tokens(stream)
+    assert isinstance(rows, VideoRows) and rows.offsets.shape == (3, len(rows))
+    assert model.choose(None, [QUESTION], [OPTIONS], mode="likelihood", visual=[rows]).picks[0] in range(5)
+    with pytest.raises(ValueError, match="with their positions"):
+        model.choose(None, [QUESTION], [OPTIONS], visual=[rows.rows])
+
+
+def test_qwen_trains_and_evaluates_end_to_end(qwen, tmp_path):
+    from tokendynamics.data.motionqa import generate_motionqa
+    from tokendynamics.evaluate import EvalConfig, evaluate
+    from tokendynamics.train import TrainConfig, train, trainable
+
+    generate_motionqa(tmp_path / "mqa", num_videos=20, seed=0, num_frames=16, size=64, arrays=True, workers=1,
+                      progress=False)
+    cfg = TrainConfig(model=str(qwen), data=str(tmp_path / "mqa/train.jsonl"), video_root=str(tmp_path / "mqa"),
+                      output=str(tmp_path / "run"), compressor="token_dynamics", num_tokens=4, frames=4,
+                      batch_size=4, steps=3, lr=1e-2, warmup=0, workers=0, llm="full", vision_lr_scale=0)
+    model = _load(qwen, reducer="token_dynamics", num_tokens=4)
+    groups = trainable(model, cfg)
+    merger = {id(p) for p in model.projector.parameters()}
+    assert all(g["lr"] == cfg.lr for g in groups if merger & {id(p) for p in g["params"]})  # not the tower's 0
+    summary = train(cfg)
+    assert summary["steps"] == 3
+    report = evaluate(EvalConfig(model=str(tmp_path / "run" / "model"), data=str(tmp_path / "mqa/test.jsonl"),
+                                 video_root=str(tmp_path / "mqa"), frames=4, batch_size=2, workers=0))
+    assert report["overall"]["n"] == 4 and report["visual_tokens"]["mean"] == 4
+    assert report["visual_tokens"]["full_mean"] == 2 * 2 * 2  # 4 frames of 64 px: 2 temporal patches of 2 x 2
+
+
+def test_qwen_patches_equal_the_official_video_processor(qwen):
+    pytest.importorskip("torchvision")  # the official processor needs it (installed on the GPU machine)
+    from transformers import AutoVideoProcessor
+
+    model = _load(qwen, reducer="full")
+    official = AutoVideoProcessor.from_pretrained(qwen)
+    for video in _videos(4, 5, size=(60, 90), seed=5):
+        got = official(videos=[video.permute(0, 3, 1, 2)], return_tensors="pt", cap_pixels_per_frame=False)
+        patches, grid = model.transform(video)
+        assert got["video_grid_thw"][0].tolist() == list(grid)
+        torch.testing.assert_close(patches, got["pixel_values_videos"], atol=2 / 255 / 0.26, rtol=0)
