@@ -229,10 +229,18 @@ def test_qwen_patches_equal_the_official_video_processor(qwen):
     pytest.importorskip("torchvision")  # the official processor needs it (installed on the GPU machine)
     from transformers import AutoVideoProcessor
 
+    from tokendynamics.data.motionqa import MotionQAConfig, make_video
+
     model = _load(qwen, reducer="full")
     official = AutoVideoProcessor.from_pretrained(qwen)
-    for video in _videos(4, 5, size=(60, 90), seed=5):
+    level = 1 / 255 / min(model.transform.std)  # one grey level, normalised
+    for frames, index in ((4, 3), (5, 7)):  # 112 px frames resized to 84: bicubic, antialiased
+        video = torch.from_numpy(make_video(index, MotionQAConfig(num_frames=16, size=112, arrays=True,
+                                                                  mp4=False))[0][:frames])
         got = official(videos=[video.permute(0, 3, 1, 2)], return_tensors="pt", cap_pixels_per_frame=False)
         patches, grid = model.transform(video)
         assert got["video_grid_thw"][0].tolist() == list(grid)
-        torch.testing.assert_close(patches, got["pixel_values_videos"], atol=2 / 255 / 0.26, rtol=0)
+        # torchvision's 8-bit kernel rounds otherwise than its float one (which this transform equals):
+        # a few grey levels at a handful of pixels
+        diff = (patches - got["pixel_values_videos"]).abs()
+        assert diff.max() <= 5 * level and (diff > 1.01 * level).float().mean() < 1e-3

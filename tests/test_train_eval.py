@@ -72,6 +72,12 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(setup):
     train(_train_cfg(root, host, root / "whole"))
     train(_train_cfg(root, host, root / "parts", stop_after=3))
     assert len(_losses(root / "parts")) == 3 and not (root / "parts" / "model").exists()
+    saved = root / "parts" / "checkpoint"
+    assert json.loads((saved / "loop_state.json").read_text())["step"] == 3
+    from accelerate.utils.other import load  # torch.load with weights_only and numpy's arrays allowed
+    for pickled in [p for p in saved.iterdir() if p.suffix in (".pkl", ".bin", ".pt")]:
+        load(pickled, weights_only=True)  # every pickle of a checkpoint loads without running code
+    assert not list(saved.glob("custom_checkpoint_*"))
     train(_train_cfg(root, host, root / "parts"))
     assert _losses(root / "parts") == _losses(root / "whole")
     a = CompressedLlavaOnevision.from_pretrained(root / "whole" / "model").reducer.state_dict()

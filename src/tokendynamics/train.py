@@ -45,6 +45,7 @@ from .models.recipe import ANSWER_MODES, recipe_frames, recipe_target
 
 CHECKPOINT = "checkpoint"
 PREVIOUS = CHECKPOINT + ".previous"
+LOOP_STATE = "loop_state.json"
 ADAPTER = "adapter"
 LLM_MODES = ("lora", "full", "frozen")
 EXISTING = ("check", "resume", "overwrite")
@@ -129,7 +130,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 class LoopState:
-    """Where the loop is: optimiser steps done, epoch, batches of the epoch consumed, losses logged."""
+    """Where the loop is: optimiser steps done, epoch, batches of the epoch consumed, losses logged. Saved
+    as JSON in the checkpoint (:data:`LOOP_STATE`), so that nothing of a checkpoint is unpickled beyond
+    what accelerate loads with ``weights_only``."""
 
     def __init__(self):
         self.step, self.epoch, self.batch, self.skipped, self.log = 0, 0, 0, 0, []
@@ -225,13 +228,15 @@ def check_existing(cfg: "TrainConfig", output: Path) -> bool:
     return False
 
 
-def save_checkpoint(accelerator, output: Path) -> None:
-    """Write the checkpoint beside the old one, then swap, so a kill never leaves a half-written one; the
-    one before is kept as ``checkpoint.previous`` (resumed from where the newest cannot be read)."""
+def save_checkpoint(accelerator, output: Path, state: LoopState) -> None:
+    """Write the checkpoint (accelerate's files and the loop state) beside the old one, then swap, so a kill
+    never leaves a half-written one; the one before is kept as ``checkpoint.previous`` (resumed from where
+    the newest cannot be read)."""
     tmp, final, previous = output / (CHECKPOINT + ".tmp"), output / CHECKPOINT, output / PREVIOUS
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        (tmp / LOOP_STATE).write_text(json.dumps(state.state_dict()))
         if final.exists():
             shutil.rmtree(previous, ignore_errors=True)
             final.rename(previous)
@@ -248,6 +253,7 @@ def resume(accelerator, output: Path, state: "LoopState") -> None:
             continue
         try:
             accelerator.load_state(str(path), strict=False)
+            state.load_state_dict(json.loads((path / LOOP_STATE).read_text()))
         except Exception as e:  # whatever an unreadable file makes torch, safetensors or pickle raise
             failures.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             continue
@@ -291,7 +297,6 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the dataset ({len(data)} questions)")
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     state = LoopState()
-    accelerator.register_for_checkpointing(state)
     accelerator.register_save_state_pre_hook(_only_trainable)
     if (output / CHECKPOINT).is_dir():
         resume(accelerator, output, state)
@@ -333,7 +338,7 @@ def train(cfg: TrainConfig) -> dict:
                         running = []
                     bar.update(task, completed=state.step, loss=f"{state.log[-1]['loss']:.4f}" if state.log else "-")
                     if state.step % cfg.save_every == 0 or state.step == last:
-                        save_checkpoint(accelerator, output)
+                        save_checkpoint(accelerator, output, state)
                         saved = state.step
                     if state.step >= last:
                         break
