@@ -182,5 +182,10 @@ def test_a_host_answers_from_a_stream_as_from_the_whole_video_table(tiny):
     assert rows.shape == (3 + 1, model.host.config.text_config.hidden_size)  # K rows and the newline
     answer = model.choose(None, [QUESTION], [OPTIONS], mode="likelihood", visual=[rows])
     assert 0 <= answer.picks[0] < len(OPTIONS) and answer.visual_tokens == [4]
+    adaptive = _load(tiny, reducer="token_dynamics", num_tokens=None, max_distortion=0.05, max_tokens=5)
+    stream = adaptive.new_stream()
+    assert stream.num_tokens is None and stream.max_distortion == 0.05 and stream.max_tokens == 5
+    adaptive.push(stream, video)
+    assert 1 <= len(adaptive.stream_tokens(stream)) - 1 <= 5
     with pytest.raises(ValueError, match="streaming needs the token_dynamics reducer"):
         _load(tiny, reducer="tome", num_tokens=3).new_stream()

@@ -85,3 +85,58 @@ def test_something_new_gets_a_row_of_its_own():
     frozen = td.HashStream(2, 8, spawns=0)
     frozen.push(torch.stack([frame0, frame1]))
     assert float(frozen.table().distortion()) > float(stream.table().distortion())
+
+
+@pytest.mark.parametrize("target", [0.05, 0.2])
+def test_an_adaptive_stream_meets_its_target_with_the_offline_count(target):
+    tokens = planted_token_video(num_frames=16, noise=0.005, seed=1).tokens
+    h = _stream(tokens, None, max_distortion=target, max_tokens=64).table()
+    offline = td.hash_video(tokens, max_distortion=target, max_tokens=64)
+    assert abs(int(h.num_tokens) - int(offline.num_tokens)) <= 1
+    assert float(h.distortion(tokens)) <= target
+
+
+def test_an_adaptive_stream_grows_a_row_for_something_new_without_merging():
+    g = torch.Generator().manual_seed(0)
+    sky, ground, thing = torch.eye(8)[:3]
+    frame0 = 0.01 * torch.randn(4, 4, 8, generator=g)
+    frame0[:2] += sky
+    frame0[2:] += ground
+    frame1 = frame0.clone()
+    frame1[:, :1] = thing + 0.01 * torch.randn(4, 1, 8, generator=g)
+    stream = td.HashStream(None, 8, max_distortion=0.05, max_tokens=8)
+    stream.push(frame0)
+    assert int(stream.table().num_tokens) == 2  # sky and ground
+    stream.push(frame1)
+    keys = stream.table().key_map[0]
+    assert int(stream.table().num_tokens) == 3 and len(keys[1, :, :1].unique()) == 1  # and the thing
+    assert torch.equal(keys[0], stream.table().key_map[0, 0])  # frame 0 keeps its labels
+    capped = td.HashStream(None, 8, max_distortion=0.0, max_tokens=2)
+    capped.push(torch.stack([frame0, frame1]))
+    assert int(capped.table().num_tokens) <= 2
+    with pytest.raises(ValueError, match="exactly one of num_tokens"):
+        td.HashStream(4, 8, max_distortion=0.1)
+
+
+def test_live_answers_along_a_generated_video_and_a_file(tmp_path, capsys):
+    from rich.console import Console
+
+    from tokendynamics.cli import main
+    from tokendynamics.data import write_video
+    from tokendynamics.data.motionqa import MotionQAConfig, make_video
+    from tokendynamics.live import LiveConfig, run_live
+
+    rows = run_live(LiveConfig(every=3), Console(quiet=True))
+    assert [r["frames"] for r in rows] == [3, 6] and all(1 <= r["rows"] <= 8 for r in rows)
+    frames, _, items = make_video(19, MotionQAConfig(num_frames=32, size=112, arrays=True, mp4=False))
+    write_video(tmp_path / "clip.mp4", frames)
+    question, options = items[0].question, list(items[0].options)
+    assert main(["live", "--video", str(tmp_path / "clip.mp4"), "--question", question, "--options", *options,
+                 "--every", "4", "--stride", "4"]) == 0
+    assert "answers as the video plays" in capsys.readouterr().out
+    assert main(["live", "--video", str(tmp_path / "missing.mp4")]) == 2
+    assert main(["live", "--video", str(tmp_path / "clip.mp4")]) == 2
+    err = capsys.readouterr()
+    assert "is not a file" in err.out + err.err and "--question" in err.out + err.err
+    with pytest.raises(ValueError, match="streaming needs the token_dynamics reducer"):
+        run_live(LiveConfig(model="builtin"), Console(quiet=True))

@@ -119,6 +119,12 @@ def _config(cls, args: argparse.Namespace, **values):
     return cls(**given | values)
 
 
+def _live(args, console: Console) -> None:
+    from .live import LiveConfig, run_live
+
+    run_live(_config(LiveConfig, args), console)
+
+
 def _train(args, console: Console) -> None:
     from .train import TrainConfig, train
 
@@ -173,6 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--question", help="with --video: a question for the built-in model")
     demo.add_argument("--options", nargs="+", help="with --question: the answer options")
     demo.add_argument("--out", default="tokendynamics-demo", help="directory for the key-map pictures")
+    live = sub.add_parser("live", **helpful, help="stream a video into a Token Dynamics model frame by frame, "
+                          "answering a question along the way from the table so far")
+    live.add_argument("--model", default="builtin:token_dynamics-8", help="a model with the token_dynamics reducer")
+    live.add_argument("--video", help="a video file (default: a generated MotionQA video and its motion question)")
+    live.add_argument("--question", help="with --video: the question")
+    live.add_argument("--options", nargs="+", help="with --question: the answer options")
+    live.add_argument("--every", type=_positive, default=2, help="answer after every N frames pushed")
+    live.add_argument("--stride", type=_positive, help="push every N-th decoded frame (default: spread the "
+                      "video over the frames the model was trained on)")
+    live.add_argument("--seed", type=int, default=0, help="which generated video")
     motionqa = sub.add_parser("motionqa", **helpful, help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
     gen = mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits into OUT_DIR")
@@ -247,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     torch.manual_seed(getattr(args, "seed", 0))  # every command that draws takes --seed
     try:
-        {"demo": _demo, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
+        {"demo": _demo, "live": _live, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
     except (ValueError, TypeError, FileNotFoundError) as err:  # one line naming what is wrong
         console.print(f"[red]error:[/red] {_one_line(err, args.command)}", highlight=False, soft_wrap=True)
         return 2

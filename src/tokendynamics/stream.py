@@ -9,7 +9,11 @@ would cluster it); every later frame refines them: a few Lloyd steps over that f
 the rows, each row weighted by the cells it already holds (sequential k-means), then the frame's cells join
 the key map with the labels of the last step. Where a later frame shows something the rows fit badly (a new
 object, a changed background), the two closest rows merge (relabelled in the key map so far) and a new row
-starts there, if that lowers the squared error by more than the merge raises it. Earlier frames keep the labels they got. Memory: the rows'
+starts there, if that lowers the squared error by more than the merge raises it. Earlier frames keep the labels they got.
+Adaptive length (``num_tokens=None, max_distortion=f``): the first frame gets the rows ``hash_video``'s
+adaptive search gives it; a later frame whose cells the rows fit worse than ``f`` (its squared error
+against its share of the video's variance so far) gets new rows at its worst-fitted cells, up to
+``max_tokens``, before any merge. Memory: the rows'
 sums and counts (K x D each), the key map's integers and four running sums for the distortion, never the
 video's tokens. Deterministic for a seed. The distortion the table reports is measured as frames arrive
 (each cell against its row's mean at that moment); ``table().distortion(tokens)`` gives the exact one where
@@ -21,19 +25,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_positive_int, check_video_tokens
+from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens
 from .cluster.kmeans import METRICS, cluster_sums, kmeans
-from .hashing import TokenHashTable, _compact
+from .hashing import TokenHashTable, _compact, hash_video
 
 
 class HashStream:
-    """A fixed-length (``num_tokens`` rows) token hash table of one video, built frame by frame; ``dim``: the
+    """A token hash table of one video, built frame by frame: fixed length (``num_tokens`` rows) or
+    adaptive (``max_distortion`` with ``min_tokens``/``max_tokens``, as in ``hash_video``); ``dim``: the
     tokens' width; ``metric``, ``seed`` as in ``hash_video``; ``steps``: Lloyd steps per later frame;
-    ``spawns``: new rows a later frame may start (each by merging the two closest rows, see ``_respawn``)."""
+    ``spawns``: new rows a later frame may start at the most rows (each by merging the two closest rows,
+    see ``_respawn``)."""
 
-    def __init__(self, num_tokens: int, dim: int, *, metric: str = "cosine", seed: int = 0, steps: int = 3,
+    def __init__(self, num_tokens: int | None, dim: int, *, max_distortion: float | None = None,
+                 min_tokens: int = 1, max_tokens: int = 64, metric: str = "cosine", seed: int = 0, steps: int = 3,
                  spawns: int = 2, device: str | torch.device = "cpu"):
-        self.num_tokens, self.dim = check_positive_int(num_tokens, "num_tokens"), check_positive_int(dim, "dim")
+        check_length_mode(num_tokens, max_distortion)
+        self.num_tokens, self.dim = num_tokens, check_positive_int(dim, "dim")
+        self.max_distortion, self.min_tokens = max_distortion, check_positive_int(min_tokens, "min_tokens")
+        self.max_tokens = check_positive_int(max_tokens, "max_tokens")
         self.metric, self.seed = check_choice(metric, "metric", METRICS), seed
         self.steps, self.device = check_positive_int(steps, "steps"), torch.device(device)
         if not isinstance(spawns, int) or spawns < 0:
@@ -82,13 +92,16 @@ class HashStream:
         x = frame.reshape(-1, self.dim).float()
         z = self._point(x)
         if self._sums is None:
-            k = min(self.num_tokens, len(z))
-            labels = kmeans(z[None], k, metric=self.metric, seed=self.seed).labels[0]
+            labels, k = self._first(frame, z)
             self._sums = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
             self._space = torch.zeros(k, self.dim, dtype=torch.float64, device=self.device)
             self._counts = torch.zeros(k, dtype=torch.float64, device=self.device)
         else:
             labels = self._refine(z)
+            while self.max_distortion is not None and len(self._counts) < self.max_tokens \
+                    and self._frame_distortion(x, labels) > self.max_distortion:
+                self._grow(z, labels)  # adaptive: a row for what the rows fit worst
+                labels = self._refine(z)
             for _ in range(self.spawns):  # rows for what the first frames did not show
                 if not self._respawn(z, labels):
                     break
@@ -103,6 +116,34 @@ class HashStream:
         self._squares += float((x.double() ** 2).sum())
         self._total += x.double().sum(0)
         self._keys.append(labels.view(frame.shape[0], frame.shape[1]))
+
+    def _first(self, frame: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The first frame's labels ``[N]`` and row count: k-means at K, or ``hash_video``'s adaptive K."""
+        if self.num_tokens is not None:
+            k = min(self.num_tokens, len(z))
+            return kmeans(z[None], k, metric=self.metric, seed=self.seed).labels[0], k
+        h = hash_video(frame[None].float(), max_distortion=self.max_distortion, min_tokens=self.min_tokens,
+                       max_tokens=self.max_tokens, metric=self.metric, seed=self.seed)
+        return h.key_map.reshape(-1), int(h.num_tokens[0])
+
+    def _frame_distortion(self, x: torch.Tensor, labels: torch.Tensor) -> float:
+        """A later frame's squared error ``x [N, D]`` against the rows' means with it joined by ``labels``,
+        over its share of the variance of the video so far (the frame included)."""
+        raw, counts = self._grouped(x, labels, len(self._counts))
+        means = (self._sums + raw) / (self._counts + counts).clamp_min(1)[:, None]
+        error = float(((x.double() - means[labels]) ** 2).sum())
+        cells = sum(key.numel() for key in self._keys) + len(x)
+        total = self._total + x.double().sum(0)
+        variance = self._squares + float((x.double() ** 2).sum()) - float((total ** 2).sum()) / cells
+        return error / (variance * len(x) / cells) if variance > 0 else 0.0
+
+    def _grow(self, z: torch.Tensor, labels: torch.Tensor) -> None:
+        """A new row, centred on the frame's worst-fitted point (adaptive length)."""
+        centres = self._centres(self._space, self._counts)[1]
+        worst = int(((z - centres[labels]) ** 2).sum(-1).argmax())
+        self._sums, self._space = (F.pad(t, (0, 0, 0, 1)) for t in (self._sums, self._space))
+        self._counts = F.pad(self._counts, (0, 1))
+        self._space[-1] = z[worst].double()
 
     def _respawn(self, z: torch.Tensor, labels: torch.Tensor) -> bool:
         """Where a new row would cut this frame's error by more than merging the two closest rows costs

@@ -102,6 +102,17 @@ def read_video(path: str | Path, num_frames: int = 32, *, times: Sequence[float]
     return video if size is None else resize(video, size)
 
 
+def iter_video(path: str | Path, step: int = 1) -> Iterator[torch.Tensor]:
+    """Every ``step``-th frame of a video file as it is decoded, ``uint8 [H, W, 3]`` RGB: for live use, a
+    frame at a time, the file never read whole."""
+    path = Path(path)
+    check_positive_int(step, "step")
+    with _open(path) as container:
+        for i, frame in enumerate(_frames(container, path)):
+            if i % step == 0:
+                yield torch.from_numpy(frame.to_ndarray(format="rgb24"))
+
+
 def _frames_at_indices(path: Path, wanted: list[int]) -> list[np.ndarray]:
     out, need = [], 0
     with _open(path) as container:

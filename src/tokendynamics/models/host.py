@@ -170,12 +170,15 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
                 yield i, _valid(rows, keep), feats[i], key
 
     def new_stream(self, **options):
-        """A :class:`~tokendynamics.stream.HashStream` for this model's Token Dynamics reducer (its K, width,
-        metric and seed; ``options`` override them), to feed with :meth:`push` as frames arrive."""
+        """A :class:`~tokendynamics.stream.HashStream` for this model's Token Dynamics reducer (its K or its
+        adaptive settings, width, metric and seed; ``options`` override them), to feed with :meth:`push` as
+        frames arrive."""
         from ..stream import HashStream
 
         config = self._token_dynamics().config
-        settings = dict(num_tokens=config.num_tokens, dim=config.dim, metric=config.metric, seed=config.seed)
+        settings = dict(num_tokens=config.num_tokens, dim=config.dim, metric=config.metric, seed=config.seed,
+                        max_distortion=config.max_distortion, min_tokens=config.min_tokens,
+                        max_tokens=config.max_tokens)
         return HashStream(**(settings | options), device=self.device)
 
     @torch.no_grad()
