@@ -142,7 +142,7 @@ def stage2(a) -> None:
                 continue  # full tokens (the control) once, not per budget
             tag_k = ("full", None) if name == "full" else (tag, k)
             options = {**size, **({"seed": a.seed} if name == "random_prune" else {}),
-                       **(a.options if name == "token_dynamics" else {})}
+                       **a.options}
             label = dict(reducer=name, k=tag_k[1], budget=tag_k[0], options=options, variant=a.label, llm=a.llm)
             if a.training_free and name != "full":
                 record(a.out, run="training-free", **label, test=_eval(a, model, name, k, options))
@@ -200,7 +200,8 @@ def main():
     p.add_argument("--max-distortions", nargs="*", type=float, default=[],
                    help="adaptive length at these distortion targets (token_dynamics, hash_table)")
     p.add_argument("--options", type=json.loads, default={},
-                   help="JSON settings of TokenDynamics for an ablation, e.g. '{\"attend\": \"all\"}'")
+                   help="JSON settings of the reducers run (one per job line), e.g. '{\"attend\": \"all\"}' "
+                        "for token_dynamics or '{\"order\": \"video\"}' for tome")
     p.add_argument("--label", default="", help="names the variant in the results and output folders")
     p.add_argument("--keep", action="store_true", help="keep token_dynamics' stage-2 weights (save_stage2)")
     p.add_argument("--no-training-free", dest="training_free", action="store_false")
