@@ -1,10 +1,12 @@
 """What compression buys end to end on a GPU: vision tower, reduction, LLM prefill, time to first token,
-decoding speed and peak memory of LLaVA-OneVision with full video tokens and with each reducer.
+decoding speed and peak memory of LLaVA-OneVision and Qwen2.5-VL with full video tokens and with each
+reducer.
 
-    python benchmarks/bench_prefill.py [--hosts 0.5b 7b] [--frames 8 32 64] [--ks 8 32] [--batch 1]
+    python benchmarks/bench_prefill.py [--hosts 0.5b 7b qwen2.5-vl-7b] [--frames 8 32 64] [--ks 8 32] [--batch 1]
 
 The hosts are LLaVA-OneVision's published shapes (SigLIP-so400m tower, 26 layers at 384 px, pooled to
-14 x 14 tokens per frame; Qwen2-0.5B or Qwen2-7B) with random bf16 weights: the timings are those of the
+14 x 14 tokens per frame; Qwen2-0.5B or Qwen2-7B) and Qwen2.5-VL-7B's (its window-attention ViT on 448 px
+frames, temporal patches of 2 frames merged to 16 x 16 tokens; the Qwen2-7B LM) with random bf16 weights: the timings are those of the
 trained models, and nothing is downloaded. The prompt is 60 text tokens around the video. Times are
 medians over repeats after a warm-up, synchronised; each figure is also given as a ratio to full tokens
 measured in the same process. Prefill cost is counted by formula in multiply-adds (MACs): ``2 P_lm n``
@@ -23,6 +25,7 @@ import torch
 
 import tokendynamics as td
 from tokendynamics.bench import machine, median_time, sync, write_results
+from tokendynamics.models.host import cache_keyword
 
 TEXT_TOKENS = 60
 QWEN2 = {
@@ -33,21 +36,63 @@ QWEN2 = {
 }
 
 
-def build_host(size: str):
-    """LLaVA-OneVision of the published shapes with random bf16 weights, on the GPU."""
-    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
+# Qwen2.5-VL-7B-Instruct's published shapes (its ViT with window attention, 2x2 merge, temporal patches of 2)
+QWEN2_5_VL = {"qwen2.5-vl-7b": dict(
+    vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584, patch_size=14,
+                spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31],
+                tokens_per_second=2),
+    text=dict(QWEN2["7b"], max_position_embeddings=128000,
+              rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24])))}
+HOSTS = [*QWEN2, *QWEN2_5_VL]
+QWEN_SIDE = 448  # Qwen2.5-VL's video frames at its default max_pixels (768 x 28 x 28): 16 x 16 tokens a patch
 
-    text = Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, **QWEN2[size])
-    config = LlavaOnevisionConfig(text_config=text, vision_feature_layer=-1, vision_feature_select_strategy="full")
+
+def _random_bf16(make, device):
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         previous = torch.get_default_dtype()
         torch.set_default_dtype(torch.bfloat16)
         try:
-            model = LlavaOnevisionForConditionalGeneration(config)
+            return make().eval()
         finally:
             torch.set_default_dtype(previous)
-    return model.eval()
+
+
+def build_host(size: str, device="cuda"):
+    """A host of the published shapes (LLaVA-OneVision 0.5b / 7b, Qwen2.5-VL-7B) with random bf16 weights."""
+    import transformers
+
+    if size in QWEN2_5_VL:
+        config = transformers.Qwen2_5_VLConfig(vision_config=QWEN2_5_VL[size]["vision"],
+                                               text_config=QWEN2_5_VL[size]["text"])
+        return _random_bf16(lambda: transformers.Qwen2_5_VLForConditionalGeneration(config), device)
+    text = transformers.Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, **QWEN2[size])
+    config = transformers.LlavaOnevisionConfig(text_config=text, vision_feature_layer=-1,
+                                               vision_feature_select_strategy="full")
+    return _random_bf16(lambda: transformers.LlavaOnevisionForConditionalGeneration(config), device)
+
+
+def video_features(host, batch: int, frames: int, device):
+    """``(callable giving the tokens [B, T', h, w, D] of random pixels, the grid)`` through the host's own
+    vision path: LLaVA-OneVision's 384 px frames pooled to 14 x 14; Qwen2.5-VL's 448 px frames in temporal
+    patches of 2, merged to 16 x 16."""
+    cfg = host.config.vision_config
+    if hasattr(cfg, "temporal_patch_size"):  # Qwen2.5-VL: flat patches and their grid
+        t, side = frames // cfg.temporal_patch_size, QWEN_SIDE // cfg.patch_size
+        dim = 3 * cfg.temporal_patch_size * cfg.patch_size ** 2
+        patches = torch.randn(batch * t * side * side, dim, device=device, dtype=torch.bfloat16)
+        grid = torch.tensor([[t, side, side]] * batch, device=device)
+        merged = side // cfg.spatial_merge_size
+
+        def run():
+            out = host.model.get_video_features(patches, grid)
+            feats = getattr(out, "pooler_output", out)
+            return torch.stack(list(feats)).view(batch, t, merged, merged, -1)
+        return run
+    pixels = torch.randn(batch, frames, 3, 384, 384, device=device, dtype=torch.bfloat16)
+    return lambda: host.model.get_video_features(
+        pixels, vision_feature_layer=-1, vision_feature_select_strategy="full").pooler_output.view(
+        batch, frames, 14, 14, -1)
 
 
 def prefill_macs(cfg, n: int) -> float:
@@ -58,27 +103,26 @@ def prefill_macs(cfg, n: int) -> float:
     return n * per_token + layers * 2 * n * n * d
 
 
-def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False, compile_vision=False):
-    host = build_host(size)
+def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False, compile_vision=False,
+             device="cuda"):
+    dev = torch.device(device)
+    host = build_host(size, dev)
+    tower = "visual" if size in QWEN2_5_VL else "vision_tower"
     if compile_vision:  # both the full and the reduced runs read the compiled tower's features
-        host.model.vision_tower = torch.compile(host.model.vision_tower, dynamic=False)
-    dev = torch.device("cuda")
+        setattr(host.model, tower, torch.compile(getattr(host.model, tower), dynamic=False))
     cfg = host.config
-    lm = host.model.language_model
+    lm = host.model.language_model  # positions: each host's default for a text-only sequence (the cost is the same)
     prefill = _compiled_prefill(lm) if compiled else (lambda e: lm(inputs_embeds=e, use_cache=True))
     rows = []
     for frames in frames_list:
-        pixels = torch.randn(batch, frames, 3, 384, 384, device=dev, dtype=torch.bfloat16)
-        torch.cuda.reset_peak_memory_stats()
+        _reset_peak(dev)
         with torch.no_grad():
-            t_vision, feats = median_time(lambda: host.model.get_video_features(
-                pixels, vision_feature_layer=-1, vision_feature_select_strategy="full").pooler_output, dev, repeats)
-        grid = feats.view(batch, frames, 14, 14, -1)
+            t_vision, grid = median_time(video_features(host, batch, frames, dev), dev, repeats)
         text = torch.randn(batch, TEXT_TOKENS, cfg.text_config.hidden_size, device=dev, dtype=torch.bfloat16)
         cases = [("full", None)] + [(r, k) for k in ks for r in reducers]
         base = None
         for name, k in cases:
-            torch.cuda.reset_peak_memory_stats()
+            _reset_peak(dev)
             reduce = (lambda: grid.reshape(batch, -1, grid.shape[-1])) if name == "full" else \
                 (lambda: td.reducers[name](grid, num_tokens=k).tokens)
             with torch.no_grad():
@@ -89,7 +133,7 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
                     prefill(embeds)  # compile, then record the CUDA graph; median_time warms up once more
                 t_prefill, out = median_time(lambda: prefill(embeds), dev, repeats)
                 t_decode = None if compiled else _decode_time(lm, host, out, embeds, decode_tokens, dev)
-            peak = torch.cuda.max_memory_allocated() / 2 ** 30
+            peak = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == "cuda" else float("nan")
             row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n, compiled=compiled,
                        compiled_vision=compile_vision,
                        vision_ms=t_vision * 1e3, reduce_ms=t_reduce * 1e3, prefill_ms=t_prefill * 1e3,
@@ -106,8 +150,14 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
                                                     if name != "full" else None)
             rows.append(row)
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-        torch.cuda.empty_cache()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     return rows
+
+
+def _reset_peak(dev) -> None:
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _compiled_prefill(lm):
@@ -121,15 +171,16 @@ def _compiled_prefill(lm):
 def _decode_time(lm, host, out, embeds, steps, dev) -> float:
     """Seconds for ``steps`` greedy decoding steps after the prefill (KV cache reused)."""
     head, embed = host.lm_head, host.get_input_embeddings()
-    cache = out.past_key_values
+    keyword = cache_keyword(lm)
+    cache = getattr(out, keyword)
     token = head(out.last_hidden_state[:, -1:]).argmax(-1)
     length = embeds.shape[1]
     sync(dev)
     start = time.perf_counter()
     for _ in range(steps):
-        step = lm(inputs_embeds=embed(token), past_key_values=cache, use_cache=True,
-                  position_ids=torch.full((token.shape[0], 1), length, device=dev))
-        cache, length = step.past_key_values, length + 1
+        step = lm(inputs_embeds=embed(token), use_cache=True, position_ids=torch.full((token.shape[0], 1), length,
+                                                                                     device=dev), **{keyword: cache})
+        cache, length = getattr(step, keyword), length + 1
         token = head(step.last_hidden_state).argmax(-1)
     sync(dev)
     return time.perf_counter() - start
@@ -151,7 +202,7 @@ def to_markdown(result) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hosts", nargs="+", default=["0.5b", "7b"], choices=list(QWEN2))
+    p.add_argument("--hosts", nargs="+", default=["0.5b", "7b"], choices=HOSTS)
     p.add_argument("--frames", nargs="+", type=int, default=[8, 32, 64])
     p.add_argument("--ks", nargs="+", type=int, default=[8, 32])
     p.add_argument("--reducers", nargs="+", default=list(td.reducers))
@@ -160,15 +211,17 @@ def main():
     p.add_argument("--decode-tokens", type=int, default=32)
     p.add_argument("--compile", action="store_true", help="prefill through torch.compile (CUDA graphs)")
     p.add_argument("--compile-vision", action="store_true", help="the vision tower through torch.compile too")
+    p.add_argument("--device", default="cuda", help="cpu: a check of the code path (no memory figures)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     rows = []
     for size in a.hosts:
         rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile,
-                         a.compile_vision)
+                         a.compile_vision, a.device)
         gc.collect()  # the host goes before the next one is built
-        torch.cuda.empty_cache()
-    result = dict(machine=machine(torch.device("cuda")), torch=torch.__version__, rows=rows)
+        if a.device == "cuda":
+            torch.cuda.empty_cache()
+    result = dict(machine=machine(torch.device(a.device)), torch=torch.__version__, rows=rows)
     name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "") + ("-vision" if a.compile_vision else "")
     write_results(a.out, name, result, to_markdown(result))
 

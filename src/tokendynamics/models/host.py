@@ -13,6 +13,7 @@ real token, so a sample's result does not depend on its batch), for a forward wi
 from __future__ import annotations
 
 import abc
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,12 @@ class VideoRows:
 def rows_of(visual) -> torch.Tensor:
     """The ``[n, D]`` rows of a video's visual input (a tensor, or :class:`VideoRows`)."""
     return visual.rows if isinstance(visual, VideoRows) else visual
+
+
+def cache_keyword(model: nn.Module) -> str:
+    """What transformers calls a model's KV cache, as a ``forward`` argument and an output field:
+    ``"cache"`` in its newer releases, ``"past_key_values"`` before."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def model_type(path: str | Path) -> str:

@@ -18,13 +18,12 @@ the sample's largest, as the host's ``rope_deltas`` make it.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .host import VideoLLM, VideoRows, _groups
+from .host import VideoLLM, VideoRows, _groups, cache_keyword
 from .patches import PatchTransform
 from .prompts import SYSTEM
 
@@ -45,8 +44,7 @@ class CompressedQwen2_5_VL(VideoLLM):
         super().__init__(host, tokenizer, transform, reducer, recipe)
         self.video_pad = host.config.video_token_id
         self._offsets: dict[tuple, tuple[torch.Tensor, int]] = {}  # per token grid (and fps): the host's rule
-        forward = inspect.signature(type(host).forward).parameters
-        self._cache_arg = "cache" if "cache" in forward else "past_key_values"  # renamed in transformers 5.2x
+        self._cache_arg = cache_keyword(host)
 
     @classmethod
     def load_transform(cls, path: str | Path) -> PatchTransform:
