@@ -1,0 +1,96 @@
+"""What a live stream costs on a GPU at LLaVA-OneVision-7B's width: each frame's update of a ``HashStream``,
+and the time from a question's arrival to its first token after the frames have streamed in, against full
+tokens (every frame's tokens prefilled when the question comes) and offline Token Dynamics (``hash_video``
+over the whole video, then the prefill), as ratios measured in the same process.
+
+    python benchmarks/bench_stream.py [--frames 64 --k 8 --dim 3584] [--device cuda]
+
+The tokens are random ``[14, 14, D]`` frames (the vision tower runs as each frame arrives in every case, so
+it is left out); the LLM is Qwen2-7B's shape with random bf16 weights (``--layers`` fewer for a CPU check
+of the code path). Times are medians over repeats after a warm-up, synchronised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import tokendynamics as td
+from tokendynamics.bench import machine, median_time, sync, write_results
+
+from bench_prefill import QWEN2, TEXT_TOKENS, _random_bf16
+
+
+def build_lm(dim: int, layers: int | None, device):
+    """Qwen2-7B's LM shape (``dim`` wide; ``layers`` of them where given) with random bf16 weights."""
+    import transformers
+
+    shape = dict(QWEN2["7b"], hidden_size=dim, num_hidden_layers=layers or QWEN2["7b"]["num_hidden_layers"])
+    if dim != QWEN2["7b"]["hidden_size"]:  # a narrower check: keep the head width
+        shape.update(num_attention_heads=dim // 128, num_key_value_heads=1, intermediate_size=4 * dim)
+    config = transformers.Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, **shape)
+    return _random_bf16(lambda: transformers.Qwen2Model(config), device)
+
+
+def per_frame_update(frames: torch.Tensor, k: int, dev) -> tuple[list[float], td.HashStream]:
+    """Seconds of each frame's ``push`` into a fresh stream, and the stream."""
+    stream, times = td.HashStream(k, frames.shape[-1], device=dev), []
+    for frame in frames:
+        sync(dev)
+        start = time.perf_counter()
+        stream.push(frame)
+        sync(dev)
+        times.append(time.perf_counter() - start)
+    return times, stream
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=64)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--dim", type=int, default=QWEN2["7b"]["hidden_size"])
+    p.add_argument("--layers", type=int, help="LM layers (default: Qwen2-7B's 28)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    a = p.parse_args()
+    dev = torch.device(a.device)
+    torch.manual_seed(0)
+    frames = torch.randn(a.frames, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
+    lm = build_lm(a.dim, a.layers, dev)
+    reducer = td.TokenDynamics(dim=a.dim, num_tokens=a.k).to(dev, torch.bfloat16).eval()
+    text = torch.randn(1, TEXT_TOKENS, a.dim, device=dev, dtype=torch.bfloat16)
+
+    def prefill(visual):
+        return lm(inputs_embeds=torch.cat([text[:, :TEXT_TOKENS // 2], visual, text[:, TEXT_TOKENS // 2:]], 1),
+                  use_cache=True)
+
+    with torch.no_grad():
+        per_frame_update(frames[:4], a.k, dev)  # warm-up (kernels, graphs)
+        updates, stream = per_frame_update(frames, a.k, dev)
+        cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
+                 "offline Token Dynamics": lambda: prefill(reducer(frames).tokens),
+                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(stream.table()).tokens)}
+        ttft = {name: median_time(run, dev, a.repeats)[0] for name, run in cases.items()}
+    base = ttft["full tokens"]
+    rows = [dict(case=name, ttft_ms=1e3 * s, faster_than_full=base / s) for name, s in ttft.items()]
+    later = updates[1:]  # the first frame is clustered, not refined
+    result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
+                  lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], rows=rows,
+                  update_ms=dict(first=1e3 * updates[0], median=1e3 * statistics.median(later),
+                                 max=1e3 * max(later)))
+    lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
+             f"K = {a.k}, LM: Qwen2-7B shape, {result['lm_layers']} layers, bf16, random weights.", "",
+             f"Per-frame update: median {result['update_ms']['median']:.2f} ms, max {result['update_ms']['max']:.2f} ms "
+             f"(first frame, clustered: {result['update_ms']['first']:.2f} ms).", "",
+             "| case | question to first token (ms) | x faster than full tokens |", "|---|---|---|"]
+    lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
+    write_results(a.out, f"stream-{dev.type}", result, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
