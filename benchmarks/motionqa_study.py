@@ -8,6 +8,7 @@ the same token budgets, training-free and fine-tuned (stage 2). Raw results go t
         [--host OTHER/host]           # from another run's stage-0 host (else stage 0 first, as above)
         [--rendered] [--types T ...]  # videos rendered as read (no repeats); these question types only
         [--first-types T ... --first-steps N]   # a curriculum: those types alone first
+        [--type-weights '{"direction": 3}']    # then a mixture that keeps them at a larger share
     python benchmarks/motionqa_study.py stage2 OUT --model OUT/stage1/model [--reducers ...] [--ks 8 32]
         [--llm lora|full|frozen]      # how the LLM trains in stage 2 (train.TrainConfig.llm)
 
@@ -121,7 +122,7 @@ def stage1(a) -> None:
         first = _train(a, a.out / "stage1-first", steps=a.first_steps, types=a.first_types, **settings)
         record(a.out, run="stage1-first", types=a.first_types, **first)
         settings["model"] = str(a.out / "stage1-first" / "model")
-    result = _train(a, a.out / "stage1", steps=steps, types=a.types, **settings)
+    result = _train(a, a.out / "stage1", steps=steps, types=a.types, type_weights=a.type_weights, **settings)
     model = a.out / "stage1" / "model"
     record(a.out, run="stage1", **result, test=_eval(a, model, "full"))
 
@@ -186,6 +187,8 @@ def main():
     p.add_argument("--types", nargs="+", help="stage 1: train on questions of these types only")
     p.add_argument("--first-types", nargs="+", help="stage 1: train on these types alone for --first-steps first")
     p.add_argument("--first-steps", type=int, default=500)
+    p.add_argument("--type-weights", type=json.loads, help="stage 1 with --rendered: JSON {type: w}, a type w times "
+                   "as often (after --first-types: the mixture that keeps them)")
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)

@@ -45,3 +45,16 @@ def test_bad_settings_name_themselves():
 def test_deterministic_across_instances():
     a, b = RenderedMotionQA(seed=1, size=64, video_frames=16), RenderedMotionQA(seed=1, size=64, video_frames=16)
     assert np.array_equal(a[11]["frames"], b[11]["frames"]) and a[11]["id"] == b[11]["id"]
+
+
+def test_weighted_types_come_more_often_from_other_videos():
+    from collections import Counter
+
+    data = RenderedMotionQA(size=64, video_frames=16, weights={"direction": 3}, num_questions=3000)
+    located = [data.locate(i) for i in range(len(data))]
+    assert len(set(located)) == len(located)
+    kinds = Counter(question_types(v)[slot] for v, slot in located)
+    assert 2.7 < kinds["direction"] / kinds["moved"] < 3.3  # the others keep their shares (a content type: 2)
+    assert 1.8 < kinds["colour"] / kinds["moved"] < 2.2
+    with pytest.raises(ValueError, match="weights"):
+        RenderedMotionQA(weights={"direction": 0})

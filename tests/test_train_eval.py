@@ -403,3 +403,11 @@ def test_training_on_rendered_videos_and_on_some_types_only(setup, tmp_path, cap
         training_data(_train_cfg(root, host, tmp_path / "z", types=["nothing"]))
     assert main(["train", "--model", str(host), "--reducer", "full", "--output", str(tmp_path / "w")]) == 2
     assert "--rendered-seed" in "".join(capsys.readouterr())
+    weighted = ["train", "--model", str(host), "--reducer", "full", "--output", str(tmp_path / "v"), "--frames", "8",
+                "--rendered-seed", "5", "--rendered-size", "64", "--type-weight", "direction=3", "--steps", "1",
+                "--batch-size", "2", "--workers", "0"]
+    assert main(weighted) == 0
+    assert json.loads((tmp_path / "v" / "train_config.json").read_text())["type_weights"] == {"direction": 3}
+    assert main(weighted[:-6] + ["--type-weight", "direction=x"]) == 2
+    with pytest.raises(ValueError, match="needs rendered_seed"):
+        _train_cfg(root, host, tmp_path / "u", type_weights={"direction": 3})

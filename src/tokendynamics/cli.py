@@ -129,8 +129,15 @@ def _train(args, console: Console) -> None:
     from .train import TrainConfig, train
 
     num_tokens, options = _reducer_settings(args)
+    weights = {}
+    for item in args.type_weight:
+        kind, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise ValueError(f"--type-weight must be TYPE=W with a whole number W, got {item!r}")
+        weights[kind] = int(value)
     summary = train(_config(TrainConfig, args, num_tokens=num_tokens, compressor_options=options,
-                            train_projector=not args.freeze_projector, prefer_arrays=not args.no_arrays))
+                            train_projector=not args.freeze_projector, prefer_arrays=not args.no_arrays,
+                            type_weights=weights or None))
     if _is_main():
         console.print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}; "
                       f"run in {args.output}")
@@ -214,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                             "read, so that no question repeats")
     train.add_argument("--rendered-size", type=_positive, default=112, help="the rendered videos' side in pixels")
     train.add_argument("--types", nargs="+", metavar="TYPE", help="train on questions of these types only")
+    train.add_argument("--type-weight", action="append", default=[], metavar="TYPE=W",
+                       help="with --rendered-seed: questions of TYPE W times as often (a whole number), repeatable")
     train.add_argument("--output", required=True, help="run directory: checkpoint, logs, final model/")
     train.add_argument("--batch-size", type=_positive, default=8, help="global batch (split across processes)")
     train.add_argument("--grad-accum", type=_positive, default=1)

@@ -99,6 +99,7 @@ class TrainConfig:
     # rendered as it is read (data.motionqa.rendered: no question repeats within 10 million)
     rendered_size: int = 112  # the rendered videos' side in pixels
     types: list[str] | None = None  # train on questions of these types only (a curriculum step)
+    type_weights: dict | None = None  # with rendered_seed: {type: w}, a type w times as often (RenderedMotionQA)
 
     def __post_init__(self):
         check_positive_fields(self, ("batch_size", "grad_accum", "steps", "save_every", "log_every", "lora_rank",
@@ -116,6 +117,8 @@ class TrainConfig:
         if (self.data is None) == (self.rendered_seed is None):
             raise ValueError("give data (--data: a QA file) or rendered_seed (--rendered-seed: MotionQA rendered "
                              "as it is read), not both")
+        if self.type_weights and self.rendered_seed is None:
+            raise ValueError("type_weights (--type-weight) needs rendered_seed (--rendered-seed)")
         if self.data is not None and self.video_root is None:
             raise ValueError("data needs video_root, the directory its videos' paths start from")
 
@@ -377,7 +380,8 @@ def training_data(cfg: TrainConfig):
     rendered on the fly; only those of ``cfg.types`` where given."""
     augment = cfg.augment and Mirror.named(cfg.augment)
     if cfg.rendered_seed is not None:
-        return RenderedMotionQA(cfg.rendered_seed, cfg.frames, cfg.rendered_size, types=cfg.types, augment=augment)
+        return RenderedMotionQA(cfg.rendered_seed, cfg.frames, cfg.rendered_size, types=cfg.types, augment=augment,
+                                weights=cfg.type_weights)
     items = load_qa(cfg.data)
     if cfg.types:
         items = [item for item in items if item.type in cfg.types]

@@ -30,24 +30,29 @@ class RenderedMotionQA(Dataset):
     as :class:`~tokendynamics.data.QADataset` gives (``frames`` ``uint8 [num_frames, size, size, 3]``,
     sampled from the ``video_frames`` drawn, as a frame archive of that length is read).
 
-    types: keep only questions of these types (every type by default). num_questions: the dataset's length
-    (a run draws a fraction of it; its videos are the split's first ones in index order). augment: as
-    QADataset's (training: :class:`~tokendynamics.data.augment.Mirror`).
+    types: keep only questions of these types (every type by default). weights: ``{type: w}``, whole numbers
+    >= 1: a type of weight ``w`` comes ``w`` times as often as one of weight 1 (the default), from
+    different videos (its questions are taken from ``w`` periods of videos for every one of the others).
+    num_questions: the dataset's length (a run draws a fraction of it; its videos are the split's first
+    ones in index order). augment: as QADataset's (training: :class:`~tokendynamics.data.augment.Mirror`).
     """
 
     def __init__(self, seed: int = 0, num_frames: int = 8, size: int = 112, split: str = "train",
                  types: tuple[str, ...] | None = None, num_questions: int = 10 ** 7, video_frames: int = 32,
-                 augment=None):
+                 augment=None, weights: dict[str, int] | None = None):
         self.config = MotionQAConfig(num_frames=video_frames, size=size, seed=seed, arrays=True, mp4=False)
         self.num_frames = check_positive_int(num_frames, "num_frames")
         self.num_questions = check_positive_int(num_questions, "num_questions")
         check_choice(split, "split", SPLITS)
-        for kind in types or ():
+        for kind in [*(types or ()), *(weights or {})]:
             check_choice(kind, "types", QUESTION_TYPES)
+        weights = {kind: check_positive_int(w, f"weights[{kind!r}]") for kind, w in (weights or {}).items()}
         wanted = set(types or QUESTION_TYPES)
-        # (video offset within a period, which of its two questions) for every question kept, in order
-        self.pattern = np.array([(i, slot) for i in range(PERIOD) if split_of(i) == split
-                                 for slot, kind in enumerate(question_types(i)) if kind in wanted])
+        self.window = PERIOD * max(weights.values(), default=1)  # videos a pass over the pattern spans
+        # (video offset within a window, which of its two questions) for every question kept, in order
+        self.pattern = np.array([(i, slot) for i in range(self.window) if split_of(i) == split
+                                 for slot, kind in enumerate(question_types(i))
+                                 if kind in wanted and i < PERIOD * weights.get(kind, 1)])
         if not len(self.pattern):
             raise ValueError(f"split {split!r} holds no question of types {sorted(wanted)}")
         self.frames = uniform_indices(video_frames, num_frames)
@@ -60,9 +65,9 @@ class RenderedMotionQA(Dataset):
         """``(video index, question slot)`` of item ``index`` (slot 0: the motion question, 1: content)."""
         if not 0 <= index < self.num_questions:
             raise IndexError(f"index {index} out of range for {self.num_questions} questions")
-        period, place = divmod(index, len(self.pattern))
+        window, place = divmod(index, len(self.pattern))
         offset, slot = self.pattern[place]
-        return period * PERIOD + int(offset), int(slot)
+        return window * self.window + int(offset), int(slot)
 
     def __getitem__(self, index: int) -> dict:
         video, slot = self.locate(index)
