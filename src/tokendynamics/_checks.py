@@ -15,13 +15,10 @@ import torch
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def check_video_tokens(tokens, name: str = "tokens", finite: bool = True) -> torch.Tensor:
-    """Check a token video and return it as ``[B, T, H, W, D]`` (a view; a single video gains B=1).
-
-    Accepts ``[T, H, W, D]`` or ``[B, T, H, W, D]`` floating tensors with no empty dimension and (unless
-    ``finite=False``, for callers that pass the tokens on to a function that checks them) only finite
-    values: that check reads every value and waits for the GPU.
-    """
+def video_tokens(tokens, name: str = "tokens") -> torch.Tensor:
+    """A token video's structure checked (not its values: :func:`check_video_tokens` reads those), as
+    ``[B, T, H, W, D]`` (a view; a single video gains B=1): ``[T, H, W, D]`` or ``[B, T, H, W, D]``
+    floating tensors with no empty dimension. For callers that hand the tokens to one that checks them."""
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [T, H, W, D] or [B, T, H, W, D], "
                         f"got {type(tokens).__name__}")
@@ -35,9 +32,14 @@ def check_video_tokens(tokens, name: str = "tokens", finite: bool = True) -> tor
                         f"got {tokens.dtype}{hint}")
     if tokens.numel() == 0:
         raise ValueError(f"{name} must not have an empty dimension, got shape {tuple(tokens.shape)}")
-    if finite:
-        check_finite(tokens, name)
     return tokens if tokens.dim() == 5 else tokens.unsqueeze(0)
+
+
+def check_video_tokens(tokens, name: str = "tokens") -> torch.Tensor:
+    """:func:`video_tokens`, and only finite values (a check that reads every value and waits for the GPU)."""
+    x = video_tokens(tokens, name)
+    check_finite(x, name)
+    return x
 
 
 def check_finite(tensor: torch.Tensor, name: str) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from ._tensors import one_hot
 from .cluster import cudagraphs
 from .compact import CompactVideo
-from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens, read_safetensors
+from ._checks import check_choice, check_length_mode, check_positive_int, read_safetensors, video_tokens
 from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
 from .hashing import TokenHashTable, hash_video
 from .cluster.kmeans import METRICS
@@ -137,7 +137,7 @@ class TokenDynamics(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> CompactVideo:
         """tokens ``[T, H, W, D]`` or ``[B, T, H, W, D]`` -> ``CompactVideo`` of ``[B, K_max, out_dim]``."""
-        x = check_video_tokens(tokens, finite=False)  # hash_video checks the values
+        x = video_tokens(tokens)  # hash_video checks the values
         if x.shape[-1] != self.config.dim:
             raise ValueError(f"tokens must have width {self.config.dim} (the config's dim), got {x.shape[-1]}")
         with torch.no_grad():

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import torch
 
-from .._checks import check_video_tokens
+from .._checks import video_tokens
 from ..compact import CompactVideo
 from ..token_dynamics import TokenDynamics, TokenDynamicsConfig, table_rows
 from ..hashing import hash_video
@@ -18,7 +18,7 @@ def hash_table(tokens: torch.Tensor, num_tokens: int | None = None, **hash_kwarg
     """The token hash table's rows as the compact video: ``hash_video(tokens, num_tokens, **hash_kwargs)``
     (fixed length, or adaptive with ``max_distortion=...``). -> ``[B, K_max, D]`` and its mask. The rows
     are differentiable means of the tokens when these need a gradient."""
-    x = check_video_tokens(tokens, finite=False)  # hash_video checks the values
+    x = video_tokens(tokens)  # hash_video checks the values
     with torch.no_grad():
         h = hash_video(x.detach(), num_tokens, **hash_kwargs)
     return CompactVideo(table_rows(x, h, x.dtype), h.mask, h)
@@ -36,7 +36,7 @@ def token_dynamics(tokens: torch.Tensor, num_tokens: int | None = None, model: T
     ``TokenDynamicsConfig(dim=D, num_tokens=num_tokens, **config)``: its attention starts as the identity
     (zero-initialised residual branches), so before training it returns the hash table's rows. With a
     model, ``num_tokens`` and ``config`` must be left out or agree with its config."""
-    x = check_video_tokens(tokens, finite=False)  # the model's hashing checks the values
+    x = video_tokens(tokens)  # the model's hashing checks the values
     if model is None:
         settings = asdict(TokenDynamicsConfig(dim=x.shape[-1], num_tokens=num_tokens, **config))
         model = _untrained(tuple(settings.items()), x.device, x.dtype if x.dtype != torch.float64 else torch.float32)
