@@ -64,31 +64,6 @@ def test_parse_letter(text, n, expected):
     assert parse_letter(text, n) == expected
 
 
-def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
-    from types import SimpleNamespace
-
-    from tokendynamics.data import write_video
-    from tokendynamics.integrations.lmms_eval import TokenDynamicsLMM
-    from tokendynamics.integrations.models import AVAILABLE_MODELS
-    from tokendynamics.integrations.models.tokendynamics import TokenDynamicsLMM as via_plugin
-
-    assert via_plugin is TokenDynamicsLMM and AVAILABLE_MODELS == {"tokendynamics": "TokenDynamicsLMM"}
-    write_video(tmp_path / "v.mp4", _videos(6)[0].numpy()[:, :48, :48])
-    lmm = TokenDynamicsLMM(str(tiny), reducer="token_dynamics", num_tokens=3, max_frames_num=4, device="cpu")
-    lmm.task_dict = {"task": {"test": {0: {"video": str(tmp_path / "v.mp4")}}}}
-    to_visual = lambda doc: [doc["video"]]  # noqa: E731
-    text = multiple_choice(QUESTION, OPTIONS)
-    (answer,) = lmm.generate_until([SimpleNamespace(args=(text, {"max_new_tokens": 3, "until": ["\n"]},
-                                                          to_visual, 0, "task", "test"))])
-    assert isinstance(answer, str) and "\n" not in answer
-    (logp, greedy), = lmm.loglikelihood([SimpleNamespace(args=(text, "B", to_visual, 0, "task", "test"))])
-    video = lmm._video([str(tmp_path / "v.mp4")])
-    with torch.no_grad():  # the same as the letter's log-probability after the prompt
-        logits = lmm.model([video], [text]).logits[0, -1].log_softmax(-1)
-    assert abs(-logp - float(logits[lmm.model.letter_ids[1]])) < 1e-4  # lmms-eval takes the NLL's argmin
-    assert greedy == (int(logits.argmax()) == lmm.model.letter_ids[1])
-
-
 def test_frame_transform_of_a_batch_equals_each_video():
     from tokendynamics.models import FrameTransform
 
