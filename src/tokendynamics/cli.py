@@ -70,6 +70,12 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
+def _video_question_args(p: argparse.ArgumentParser, video_help: str) -> None:
+    p.add_argument("--video", help=video_help)
+    p.add_argument("--question", help="with --video: a question for the model")
+    p.add_argument("--options", nargs="+", help="with --question: the answer options")
+
+
 def _model_args(p: argparse.ArgumentParser, required_compressor: bool, training: bool = False) -> None:
     p.add_argument("--model", required=True, help="a checkpoint of a supported host (LLaVA-OneVision): a "
                    "directory, a hub name, or a built-in model ('builtin', 'builtin:token_dynamics-8')")
@@ -182,16 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--num-tokens", type=_positive, default=8, help="K for the fixed-length table")
     demo.add_argument("--max-distortion", type=float, default=0.1, help="target of the adaptive table")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--video", help="a video file for the pixel demo (default: a generated MotionQA video)")
-    demo.add_argument("--question", help="with --video: a question for the built-in model")
-    demo.add_argument("--options", nargs="+", help="with --question: the answer options")
+    _video_question_args(demo, "a video file for the pixel demo (default: a generated MotionQA video)")
     demo.add_argument("--out", default="tokendynamics-demo", help="directory for the key-map pictures")
     live = sub.add_parser("live", **helpful, help="stream a video into a Token Dynamics model frame by frame, "
                           "answering a question along the way from the table so far")
     live.add_argument("--model", default="builtin:token_dynamics-8", help="a model with the token_dynamics reducer")
-    live.add_argument("--video", help="a video file (default: a generated MotionQA video and its motion question)")
-    live.add_argument("--question", help="with --video: the question")
-    live.add_argument("--options", nargs="+", help="with --question: the answer options")
+    _video_question_args(live, "a video file (default: a generated MotionQA video and its motion question)")
     live.add_argument("--every", type=_positive, default=2, help="answer after every N frames pushed")
     live.add_argument("--stride", type=_positive, help="push every N-th decoded frame (default: spread the "
                       "video over the frames the model was trained on)")

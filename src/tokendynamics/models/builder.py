@@ -57,14 +57,21 @@ def build_llava_onevision(out_dir: str | Path, corpus, *, image_size: int = 56, 
                                   image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                                   video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
                                   vision_feature_layer=-1, vision_feature_select_strategy="full")
+    return _save_random(LlavaOnevisionForConditionalGeneration, config, tokenizer,
+                        FrameTransform(height=image_size, width=image_size), out, seed)
+
+
+def _save_random(model_class, config, tokenizer, transform, out: Path, seed: int) -> Path:
+    """A randomly initialised ``model_class(config)`` (seeded), saved to ``out`` with its tokenizer and frame
+    transform; returns ``out``."""
     torch.manual_seed(seed)
-    model = LlavaOnevisionForConditionalGeneration(config)
+    model = model_class(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    FrameTransform(height=image_size, width=image_size).save_pretrained(out)
+    transform.save_pretrained(out)
     return out
 
 
@@ -99,12 +106,5 @@ def build_qwen2_5_vl(out_dir: str | Path, corpus, *, patch_size: int = 14, visio
                               video_token_id=ids["video_pad_token_id"],
                               vision_start_token_id=ids["vision_start_token_id"],
                               vision_end_token_id=ids["vision_end_token_id"], tie_word_embeddings=True)
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(out)
-    return out
+    return _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer,
+                        PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels), out, seed)
