@@ -1,0 +1,45 @@
+"""How a ``HashStream``'s settings (Lloyd steps per frame, rows a frame may respawn) move its distortion
+against the offline ``hash_video`` table, on the tokens of the built-in ``token_dynamics-8`` model (what it
+streams) for MotionQA test videos (seed 7, 8 frames, K = 8).
+
+    python benchmarks/stream_settings.py [--videos 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+import tokendynamics as td
+from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
+from tokendynamics.data.video import uniform_indices
+from tokendynamics.models import load_model
+from tokendynamics.models.builtin import DATA, FRAMES
+
+SETTINGS = [(3, 2), (1, 2), (6, 2), (3, 0), (3, 1), (6, 4), (3, 8)]  # (steps, spawns); the default first
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--videos", type=int, default=15)
+    a = p.parse_args()
+    model, config = load_model("builtin:token_dynamics-8").eval(), MotionQAConfig(**dict(DATA, seed=7))
+    videos = []
+    with torch.no_grad():
+        for index in [i for i in range(20 * a.videos) if split_of(i) == "test"][:a.videos]:
+            raw = torch.from_numpy(make_video(index, config)[0])
+            videos.append(model.video_features([raw[uniform_indices(len(raw), FRAMES)]])[0].float())
+    for steps, spawns in SETTINGS:
+        ratios = []
+        for tokens in videos:
+            stream = td.HashStream(8, tokens.shape[-1], steps=steps, spawns=spawns)
+            stream.push(tokens)
+            ratios.append(float(stream.table().distortion(tokens)) / float(td.hash_video(tokens, 8).distortion()))
+        print(f"steps {steps}, spawns {spawns}: distortion {np.mean(ratios):.2f}x the offline table's on average, "
+              f"{max(ratios):.2f}x at worst")
+
+
+if __name__ == "__main__":
+    main()
