@@ -2,7 +2,7 @@
 # Stage-1 variants of the built-in model side by side in one GPU call (data per video size, frame caches,
 # then every line of the job file at once, within a time box of SECONDS from the start); results and logs
 # packed into $OUT.
-#   benchmarks/motionqa_stage1_gpu.sh JOB_FILE SECONDS
+#   [EXPORT="LABEL ..."] benchmarks/motionqa_stage1_gpu.sh JOB_FILE SECONDS
 set -uo pipefail
 jobs=$1 seconds=$2 work=/tmp/stage1
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
@@ -53,6 +53,10 @@ for d in "$work"/*/results.jsonl; do
   sed "s/^{/{\"label\": \"$label\", /" "$d"
 done >"$OUT/results.jsonl"
 tar czf "$OUT/logs.tgz" -C "$work" logs
+for label in ${EXPORT:-}; do  # EXPORT="LABEL ...": those runs' stage-1 models as the built-in's files (bf16)
+  [ -d "$work/$label/stage1/model" ] && python benchmarks/export_builtin.py "$work/$label/stage1/model" \
+    "$OUT/export/$label" >/dev/null 2>&1
+done
 python - "$OUT/results.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
