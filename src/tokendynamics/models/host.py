@@ -81,8 +81,10 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         """The prompt around the video's rows for a user message (ChatML, as LLaVA-OneVision's Qwen2 LM)."""
         return chat_parts(text)
 
-    def visual_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """What the LLM reads of a video, given the reducer's valid rows ``[n, D]`` (by default, those)."""
+    def visual_rows(self, rows: torch.Tensor, tokens: torch.Tensor | None = None, key: torch.Tensor | None = None):
+        """What the LLM reads of a video, given the reducer's valid rows ``[n, D]`` (by default, those), the
+        video's tokens ``[T, h, w, D]`` (None for a stream) and the key map ``[T, h, w]`` the rows came with
+        (None for reducers that build none): what a host that places its rows needs."""
         return rows
 
     @property
@@ -157,10 +159,11 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     # ------------------------------------------------------------------ video tokens
 
     def video_tokens(self, videos) -> list[torch.Tensor]:
-        """Per video ``[n', D]``: the reducer's ``n`` valid tokens as the LLM reads them (:meth:`visual_rows`)."""
+        """Per video ``[n', D]`` (:class:`VideoRows` on a host that places its rows): the reducer's ``n`` valid
+        tokens as the LLM reads them (:meth:`visual_rows`)."""
         out = [None] * len(videos)
-        for i, rows, _, _ in self._reduced(self.video_features(videos)):
-            out[i] = self.visual_rows(rows)
+        for i, rows, tokens, key in self._reduced(self.video_features(videos)):
+            out[i] = self.visual_rows(rows, tokens, key)
         return out
 
     def _reduced(self, feats):
@@ -192,8 +195,9 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     def stream_tokens(self, stream) -> torch.Tensor:
         """What the LLM reads of the video streamed so far, ``[n', D]`` (pass it as ``visual=[...]`` to
         :meth:`choose` or :meth:`generate`): only the reducer's learned half runs, on the stream's table."""
-        compact = self._token_dynamics().from_table(stream.table())
-        return self.visual_rows(compact.tokens[0][compact.mask[0]])
+        table = stream.table()
+        compact = self._token_dynamics().from_table(table)
+        return self.visual_rows(compact.tokens[0][compact.mask[0]], key=table.key_map[0])
 
     def _token_dynamics(self):
         if self.reducer.model is None:

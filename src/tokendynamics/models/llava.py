@@ -64,7 +64,7 @@ class CompressedLlavaOnevision(VideoLLM):
                 out[i] = f
         return out
 
-    def visual_rows(self, rows: torch.Tensor) -> torch.Tensor:
+    def visual_rows(self, rows: torch.Tensor, tokens=None, key=None) -> torch.Tensor:
         """The reducer's rows ``[n, D]``, then the host's newline row: ``[n + 1, D]``."""
         newline = self.host.model.image_newline
         return torch.cat([rows.to(newline.dtype), newline[None]], 0)

@@ -75,7 +75,7 @@ class CompressedQwen2_5_VL(VideoLLM):
         """Per video ``[T', h, w, D]``: the merged tokens of the host's vision path (videos of one shape
         batched)."""
         out = [None] * len(videos)
-        for shape, idx in _groups([v.shape for v in videos]).items():
+        for _, idx in _groups([v.shape for v in videos]).items():
             patches = [self.transform(videos[i].to(self.device), self.dtype) for i in idx]
             grid = patches[0][1]
             grids = torch.tensor([grid] * len(idx), device=self.device)
@@ -88,21 +88,14 @@ class CompressedQwen2_5_VL(VideoLLM):
                 out[i] = f.view(grid[0], grid[1] // merge, grid[2] // merge, -1)
         return out
 
-    def video_tokens(self, videos) -> list[VideoRows]:
-        """Per video the reducer's valid rows with their positions (:class:`~.host.VideoRows`)."""
-        out = [None] * len(videos)
-        for i, rows, tokens, key in self._reduced(self.video_features(videos)):
-            offsets, advance = self.cell_offsets(*tokens.shape[:3])
-            out[i] = VideoRows(rows, self._row_offsets(rows, tokens, key, offsets), advance)
-        return out
-
-    def stream_tokens(self, stream) -> VideoRows:
-        """What the LLM reads of the video streamed so far, its rows placed by the stream's key map."""
-        table = stream.table()
-        compact = self._token_dynamics().from_table(table)
-        rows = compact.tokens[0][compact.mask[0]]
-        offsets, advance = self.cell_offsets(*table.key_map.shape[1:])
-        return VideoRows(rows, _mean_offsets(table.key_map[0], offsets, len(rows)), advance)
+    def visual_rows(self, rows: torch.Tensor, tokens: torch.Tensor | None = None,
+                    key: torch.Tensor | None = None) -> VideoRows:
+        """The reducer's valid rows with their positions (:class:`~.host.VideoRows`), by the rule in the
+        module docstring: from the key map where the rows came with one, else from the video's tokens."""
+        if tokens is None and key is None:
+            raise ValueError("Qwen2.5-VL places its rows by the video's tokens or key map: give one")
+        offsets, advance = self.cell_offsets(*(tokens if key is None else key).shape[:3])
+        return VideoRows(rows, self._row_offsets(rows, tokens, key, offsets), advance)
 
     def cell_offsets(self, t: int, h: int, w: int) -> tuple[torch.Tensor, int]:
         """The host's positions for a full video of ``t x h x w`` merged tokens, from its first position:
