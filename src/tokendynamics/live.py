@@ -83,7 +83,7 @@ def run_live(cfg: LiveConfig, console: Console) -> list[dict]:
         with torch.no_grad():
             visual = model.stream_tokens(stream)
             pick = model.choose(None, [question], [options], mode=mode, visual=[visual]).picks[0]
-        row = dict(frames=pushed, rows=int(stream.table().num_tokens[0]), answer=options[pick],
+        row = dict(frames=pushed, rows=len(visual) - model.added_rows, answer=options[pick],
                    push_ms=1e3 * push_seconds / pushed, answer_ms=1e3 * (time.perf_counter() - start))
         rows.append(row)
         table.add_row(str(pushed), str(row["rows"]), escape(row["answer"]), f"{row['push_ms']:.1f}",
