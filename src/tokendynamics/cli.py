@@ -101,13 +101,21 @@ def _model_args(p: argparse.ArgumentParser, required_compressor: bool, training:
                    "DIR (built on first use, shared by runs side by side)")
 
 
+def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
+    """``KEY=VALUE`` flag values as a dict of strings; one without a key or an ``=`` names the flag."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} must be {form}, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
 def _reducer_settings(args) -> tuple[int | None, dict]:
     """(num_tokens, compressor options) from the flags."""
     options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option must be KEY=VALUE, got {item!r}")
+    for key, value in _pairs(args.option, "--option", "KEY=VALUE").items():
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -137,11 +145,10 @@ def _train(args, console: Console) -> None:
     from .train import TrainConfig, train
 
     num_tokens, options = _reducer_settings(args)
-    weights = {}
-    for item in args.type_weight:
-        kind, sep, value = item.partition("=")
-        if not sep or not value.isdigit():
-            raise ValueError(f"--type-weight must be TYPE=W with a whole number W, got {item!r}")
+    weights = _pairs(args.type_weight, "--type-weight", "TYPE=W with a whole number W")
+    for kind, value in weights.items():
+        if not value.isdigit():
+            raise ValueError(f"--type-weight must be TYPE=W with a whole number W, got {f'{kind}={value}'!r}")
         weights[kind] = int(value)
     summary = train(_config(TrainConfig, args, num_tokens=num_tokens, compressor_options=options,
                             train_projector=not args.freeze_projector, prefer_arrays=not args.no_arrays,
