@@ -132,9 +132,8 @@ class HashStream:
         raw, counts = self._grouped(x, labels, len(self._counts))
         means = (self._sums + raw) / (self._counts + counts).clamp_min(1)[:, None]
         error = float(((x.double() - means[labels]) ** 2).sum())
-        cells = sum(key.numel() for key in self._keys) + len(x)
-        total = self._total + x.double().sum(0)
-        variance = self._squares + float((x.double() ** 2).sum()) - float((total ** 2).sum()) / cells
+        cells = (len(self._keys) + 1) * len(x)  # every frame has the stream's grid
+        variance = _variance(self._squares + float((x.double() ** 2).sum()), self._total + x.double().sum(0), cells)
         return error / (variance * len(x) / cells) if variance > 0 else 0.0
 
     def _grow(self, z: torch.Tensor, labels: torch.Tensor) -> None:
@@ -197,6 +196,11 @@ class HashStream:
         means = (self._sums / self._counts.clamp_min(1)[:, None]).float()
         k = len(self._counts)
         table, key_map, used = _compact(means[None], self._counts[None], keys.reshape(1, -1), k)
-        variance = self._squares - float((self._total ** 2).sum()) / keys.numel()
+        variance = _variance(self._squares, self._total, keys.numel())
         distortion = torch.tensor([self._error / variance if variance > 0 else 0.0], device=keys.device)
         return TokenHashTable(table, key_map.view(1, *keys.shape), used, distortion)
+
+
+def _variance(squares: float, total: torch.Tensor, cells: int) -> float:
+    """The summed squared distance of ``cells`` tokens from their mean, from ``sum |x|^2`` and ``sum x``."""
+    return squares - float((total ** 2).sum()) / cells
