@@ -100,11 +100,10 @@ def build_qwen2_5_vl(out_dir: str | Path, corpus, *, patch_size: int = 14, visio
                 max_position_embeddings=8192, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
                 rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=section))
-    ids = {f"{name}_token_id": tokenizer.convert_tokens_to_ids(f"<|{name}|>".replace("_token", ""))
+    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
            for name in ("image_pad", "video_pad", "vision_start", "vision_end")}
-    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad_token_id"],
-                              video_token_id=ids["video_pad_token_id"],
-                              vision_start_token_id=ids["vision_start_token_id"],
-                              vision_end_token_id=ids["vision_end_token_id"], tie_word_embeddings=True)
+    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad"],
+                              video_token_id=ids["video_pad"], vision_start_token_id=ids["vision_start"],
+                              vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
     return _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer,
                         PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels), out, seed)
