@@ -40,9 +40,7 @@ class FrameTransform:
         if tuple(x.shape[-2:]) != (self.height, self.width):
             x = F.interpolate(x, size=(self.height, self.width), mode=RESAMPLE.get(self.resample, "bilinear"),
                               antialias=True, align_corners=False).clamp(0, 255)
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        return ((x * self.rescale - mean) / std).to(dtype).reshape(*lead, *x.shape[1:])
+        return normalise(x, self.rescale, self.mean, self.std).to(dtype).reshape(*lead, *x.shape[1:])
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "FrameTransform":
@@ -69,6 +67,13 @@ class FrameTransform:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def normalise(x: torch.Tensor, rescale: float, mean, std) -> torch.Tensor:
+    """Pixels ``[N, 3, H, W]`` rescaled, then normalised per channel with ``mean`` and ``std``."""
+    mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x * rescale - mean) / std
 
 
 def config_file(name_or_path: str | Path, filename: str) -> str | None:

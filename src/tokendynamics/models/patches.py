@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .frames import CONFIG_NAMES, RESAMPLE, config_file
+from .frames import CONFIG_NAMES, RESAMPLE, config_file, normalise
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -72,9 +72,7 @@ class PatchTransform:
         if tuple(x.shape[-2:]) != (height, width):
             x = F.interpolate(x, size=(height, width), mode=RESAMPLE.get(self.resample, "bilinear"),
                               antialias=True, align_corners=False).round().clamp(0, 255)
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        x = (x * self.rescale - mean) / std
+        x = normalise(x, self.rescale, self.mean, self.std)
         if pad := -len(x) % self.temporal_patch_size:
             x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)])
         p, m, tp = self.patch_size, self.merge_size, self.temporal_patch_size
