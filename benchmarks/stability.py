@@ -24,10 +24,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 import tokendynamics as td
-from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
-from tokendynamics.data.video import uniform_indices
 from tokendynamics.models import load_model
-from tokendynamics.models.builtin import DATA, FRAMES
+from tokendynamics.models.builtin import test_clips
 
 
 def perturb(video: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.Tensor:
@@ -66,8 +64,6 @@ def main():
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     full, tuned = load_model("builtin:full").eval(), load_model("builtin:token_dynamics-8").eval()
-    config = MotionQAConfig(**(DATA | {"seed": a.seed}))
-    indices = [i for i in range(10 * a.videos) if split_of(i) == "test"][: a.videos]
     kinds, reducers = ("noise", "jpeg", "shift"), ["full"] + [n for n in td.reducers]
     rng = np.random.default_rng(a.seed)
     stats = {k: {r: dict(output=[], cells=[], answers=[]) for r in reducers} for k in kinds}
@@ -89,9 +85,7 @@ def main():
         return full.video_features([clip])[0], tuned.video_features([clip])[0]
 
     with torch.no_grad():
-        for index in indices:
-            raw, _, items = make_video(index, config)
-            clean = torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)]
+        for clean, items in test_clips(a.videos, a.seed):
             features = towers(clean)
             base = {name: picks(name, features, items) for name in reducers}
             for kind in kinds:
@@ -109,14 +103,14 @@ def main():
                         s["cells"].append(float((relabel[out.hash.key_map[0]] != ref.hash.key_map[0]).float().mean()))
     summary = {k: {r: {m: (round(float(np.mean(v)), 4) if v else None) for m, v in s.items()}
                    for r, s in by.items()} for k, by in stats.items()}
-    print(f"{len(indices)} videos ({2 * len(indices)} questions), K = {a.k}, seed {a.seed}")
+    print(f"{a.videos} videos ({2 * a.videos} questions), K = {a.k}, seed {a.seed}")
     print(f"{'reducer':16s}" + "".join(f"{k + ' out/cells/answers':>30s}" for k in kinds))
     for r in reducers:
         row = "".join(f"{summary[k][r]['output']:>10.3f} {summary[k][r]['cells'] if summary[k][r]['cells'] is not None else '-':>9} "
                       f"{summary[k][r]['answers']:>9.3f}" for k in kinds)
         print(f"{r:16s}{row}")
     if a.out:
-        a.out.write_text(json.dumps(dict(videos=len(indices), k=a.k, seed=a.seed, results=summary), indent=1))
+        a.out.write_text(json.dumps(dict(videos=a.videos, k=a.k, seed=a.seed, results=summary), indent=1))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ import torch
 
 from stability import matched, perturb
 from tokendynamics.cluster.kmeans import kmeans
-from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
-from tokendynamics.data.video import uniform_indices
 from tokendynamics.models import load_model
-from tokendynamics.models.builtin import DATA, FRAMES
+from tokendynamics.models.builtin import test_clips
 
 K = 8
 
@@ -46,12 +44,10 @@ def main():
     p.add_argument("--restarts", type=int, nargs="+", default=[1, 4, 8])
     a = p.parse_args()
     model = load_model("builtin").eval()
-    config, rng = MotionQAConfig(**dict(DATA, seed=7)), np.random.default_rng(0)
+    rng = np.random.default_rng(0)
     found = {n: [] for n in a.restarts}
     with torch.no_grad():
-        for index in [i for i in range(20 * a.videos) if split_of(i) == "test"][:a.videos]:
-            raw = torch.from_numpy(make_video(index, config)[0])
-            clip = raw[uniform_indices(len(raw), FRAMES)]
+        for clip, _ in test_clips(a.videos, seed=7):
             clean = model.video_features([clip])[0]
             for kind in ("noise", "jpeg", "shift"):
                 other = model.video_features([perturb(clip, kind, rng)])[0]

@@ -15,11 +15,9 @@ from pathlib import Path
 import torch
 
 import tokendynamics as td
-from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
-from tokendynamics.data.video import uniform_indices
 from tokendynamics.evaluate import wilson
 from tokendynamics.models import load_model
-from tokendynamics.models.builtin import DATA, FRAMES
+from tokendynamics.models.builtin import test_clips
 
 
 def streamed_rows(model, clip: torch.Tensor) -> tuple[torch.Tensor, float, td.TokenHashTable]:
@@ -41,13 +39,9 @@ def main():
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     model = load_model("builtin:token_dynamics-8").eval()
-    config = MotionQAConfig(**(DATA | {"seed": a.seed}))
-    indices = [i for i in range(10 * a.videos) if split_of(i) == "test"][: a.videos]
     right, agree, n, update_ms, ratios = {"offline": 0, "streamed": 0}, 0, 0, [], []
     with torch.no_grad():
-        for index in indices:
-            raw, _, items = make_video(index, config)
-            clip = torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)]
+        for clip, items in test_clips(a.videos, a.seed):
             features = model.video_features([clip])[0]  # the whole clip, once: offline rows and distortion
             whole = model.reducer(features[None])
             offline = [model.visual_rows(whole.tokens[0][whole.mask[0]])]
@@ -62,7 +56,7 @@ def main():
                     right[name] += pick == item.answer
                 agree += picks["offline"] == picks["streamed"]
                 n += 1
-    result = dict(videos=len(indices), questions=n, seed=a.seed,
+    result = dict(videos=a.videos, questions=n, seed=a.seed,
                   accuracy={k: dict(accuracy=round(v / n, 4), ci95=wilson(v, n)) for k, v in right.items()},
                   same_pick=round(agree / n, 4), update_ms_per_frame=round(sum(update_ms) / len(update_ms), 3),
                   distortion_ratio_mean=round(sum(ratios) / len(ratios), 4), distortion_ratio_max=round(max(ratios), 4))

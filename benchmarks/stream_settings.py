@@ -13,10 +13,8 @@ import numpy as np
 import torch
 
 import tokendynamics as td
-from tokendynamics.data.motionqa import MotionQAConfig, make_video, split_of
-from tokendynamics.data.video import uniform_indices
 from tokendynamics.models import load_model
-from tokendynamics.models.builtin import DATA, FRAMES
+from tokendynamics.models.builtin import test_clips
 
 SETTINGS = [(3, 2), (1, 2), (6, 2), (3, 0), (3, 1), (6, 4), (3, 8)]  # (steps, spawns); the default first
 
@@ -25,12 +23,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", type=int, default=15)
     a = p.parse_args()
-    model, config = load_model("builtin:token_dynamics-8").eval(), MotionQAConfig(**dict(DATA, seed=7))
-    videos = []
+    model = load_model("builtin:token_dynamics-8").eval()
     with torch.no_grad():
-        for index in [i for i in range(20 * a.videos) if split_of(i) == "test"][:a.videos]:
-            raw = torch.from_numpy(make_video(index, config)[0])
-            videos.append(model.video_features([raw[uniform_indices(len(raw), FRAMES)]])[0].float())
+        videos = [model.video_features([clip])[0].float() for clip, _ in test_clips(a.videos, seed=7)]
     for steps, spawns in SETTINGS:
         ratios = []
         for tokens in videos:

@@ -17,7 +17,8 @@ from safetensors.torch import save_file
 
 from .._checks import read_safetensors
 from ..reducers import Reducer
-from ..data.motionqa import MotionQAConfig, make_scene
+from ..data.motionqa import MotionQAConfig, make_scene, make_video
+from ..data.video import uniform_indices
 from .builder import build_llava_onevision
 from .llava import CompressedLlavaOnevision
 from .prompts import multiple_choice
@@ -64,6 +65,15 @@ def save_stage2(model: CompressedLlavaOnevision, directory: str | Path, adapter:
 
 def _bf16(state: dict) -> dict:
     return {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in state.items()}
+
+
+def test_clips(num_videos: int, seed: int = 7):
+    """The first ``num_videos`` videos of MotionQA's test split of ``seed`` as the built-in model reads them:
+    per video ``(uint8 [FRAMES, S, S, 3], its two QAItems)``, one at a time."""
+    config = MotionQAConfig(**(DATA | {"seed": seed}))
+    for index in range(9, 10 * num_videos, 10):  # the test split is the last place of every decade
+        raw, _, items = make_video(index, config)
+        yield torch.from_numpy(raw)[uniform_indices(len(raw), FRAMES)], items
 
 
 def variants() -> list[str]:
