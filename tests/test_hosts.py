@@ -150,15 +150,23 @@ def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
 # ---------------------------------------------------------------------- Qwen2.5-VL
 
 
+def _processor_prompt(model, text, grid):
+    """The prompt the official processor makes: the ``<|video_pad|>`` run of a video of ``grid`` patches."""
+    before, after = model.chat_parts(text)
+    return before + "<|video_pad|>" * (grid[0] * grid[1] * grid[2] // 4) + after
+
+
+def _kinds(model, ids):
+    """``mm_token_type_ids`` of prompt ids: 2 at the video's, 0 elsewhere."""
+    return (ids == model.host.config.video_token_id).int() * 2
+
+
 def _reference_logits(model, videos, texts):
     """The unwrapped host on the processor's inputs: the ``<|video_pad|>`` run, flat patches, grids."""
     patches = [model.transform(v) for v in videos]
-    prompts = []
-    for text, (_, (t, h, w)) in zip(texts, patches):
-        before, after = model.chat_parts(text)
-        prompts.append(before + "<|video_pad|>" * (t * h * w // 4) + after)
+    prompts = [_processor_prompt(model, text, grid) for text, (_, grid) in zip(texts, patches)]
     enc = model.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    kinds = (enc.input_ids == model.host.config.video_token_id).int() * 2
+    kinds = _kinds(model, enc.input_ids)
     logits = model.host(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
                         pixel_values_videos=torch.cat([p for p, _ in patches]),
                         video_grid_thw=torch.tensor([g for _, g in patches]), mm_token_type_ids=kinds).logits
@@ -204,9 +212,8 @@ def test_qwen_generate_matches_the_hosts_greedy_decoding_with_full_tokens(qwen):
     model = _load(qwen, reducer="full")
     (video,) = _videos(4, seed=3)
     patches, grid = model.transform(video)
-    before, after = model.chat_parts(QUESTION)
-    ids = torch.tensor([model._ids(before + "<|video_pad|>" * (grid[0] * grid[1] * grid[2] // 4) + after)])
-    kinds = (ids == model.host.config.video_token_id).int() * 2
+    ids = torch.tensor([model._ids(_processor_prompt(model, QUESTION, grid))])
+    kinds = _kinds(model, ids)
     ref = model.host.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values_videos=patches,
                               video_grid_thw=torch.tensor([grid]), mm_token_type_ids=kinds, max_new_tokens=6,
                               do_sample=False, eos_token_id=model.tokenizer.eos_token_id,
