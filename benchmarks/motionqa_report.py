@@ -28,6 +28,12 @@ def fmt(value: float, interval: list[float]) -> str:
     return f"{100 * value:.1f} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
 
+def reducer(run: dict) -> str:
+    """The reducer's name with the options it ran with, e.g. ``tome (order=video)``."""
+    options = run.get("options") or {}
+    return run["reducer"] + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+
+
 def rows(paths: list[Path]) -> list[dict]:
     """Every run, with its file's control of the same ``llm`` setting (None where the file has none, and
     for training-free runs)."""
@@ -58,7 +64,7 @@ def main():
         control = r["control"]["test"]["overall"]["accuracy"] if r["control"] else None
         drop = "-" if control is None or r["reducer"] == "full" else f"{100 * (1 - overall / control):.1f}%"
         tokens = t["visual_tokens"]["mean"]
-        print(f"| {r['reducer']} | {r['k'] or '-'} | {training} | {tokens:.0f} | "
+        print(f"| {reducer(r)} | {r['k'] or '-'} | {training} | {tokens:.0f} | "
               f"{fmt(overall, t['overall']['ci95'])} | {fmt(*share(t, CONTENT_TYPES))} | "
               f"{fmt(*share(t, MOTION_TYPES))} | {drop} | {100 * (1 - overall / a.stage1):.1f}% | {r['file']} |")
     if a.per_type:
@@ -70,7 +76,7 @@ def main():
             training = r["llm"] if r["run"] == "fine-tuned" else "training-free"
             cells = [fmt(t["per_type"][k], wilson(round(t["per_type"][k] * t["per_type_n"][k]), t["per_type_n"][k]))
                      for k in types]
-            print(f"| {r['reducer']} | {training} | " + " | ".join(cells) + " |")
+            print(f"| {reducer(r)} | {training} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
