@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 from pathlib import Path
 
 import torch
 from triton.runtime.errors import OutOfResources
 
-from tokendynamics.cluster import cudagraphs, kernels, kmeans
+from tokendynamics.cluster import cudagraphs, kernels
+from tokendynamics.cluster.backend import Backend
+from tokendynamics.cluster.kmeans import kmeans_plusplus, lloyd, prepare
 from tokendynamics.bench import copy_bandwidth, machine, median_time, write_results
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -44,10 +45,11 @@ def tokens(case, device) -> torch.Tensor:
     return torch.stack(videos).to(device, getattr(torch, case["dtype"]))
 
 
-def problem(x, k):
-    """The prepared points of ``x`` for cosine k-means, their k-means++ seeds and ``K = k`` per video."""
-    feats = kmeans.prepare(x, "cosine")
-    return feats, kmeans.kmeans_plusplus(feats, k), torch.full((x.shape[0],), k, device=x.device)
+def problem(x, k, triton: bool):
+    """The prepared points of ``x`` for cosine k-means (Triton or not), their k-means++ seeds and ``K = k``
+    per video."""
+    feats = prepare(x, "cosine", backend=Backend.choose(x.device, triton=triton))
+    return feats, kmeans_plusplus(feats, k), torch.full((x.shape[0],), k, device=x.device)
 
 
 def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, float]:
@@ -55,12 +57,11 @@ def per_iteration(x, k, triton: bool, repeats: int) -> tuple[float, int, float, 
     for ``x``, from the same seeds. The first runs the loop as hashing does (``tol=1e-4``), fixed costs of a
     call included; the last is the slope between loops of 5 and 25 iterations run to ``tol=0`` (steady
     state, without the fixed costs)."""
-    os.environ["TOKENDYNAMICS_TRITON"] = "1" if triton else "0"
     cudagraphs.clear()
-    feats, init, ks = problem(x, k)
+    feats, init, ks = problem(x, k, triton)
 
     def run(cap, tol):
-        return median_time(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=cap, tol=tol),
+        return median_time(lambda: lloyd(feats, init, ks, metric="cosine", max_iters=cap, tol=tol),
                            x.device, repeats)
 
     seconds, res = run(100, 1e-4)
@@ -97,11 +98,10 @@ def profile(x, k, iterations=25):
     ``iterations`` iterations at ``tol=0``, then each kernel's device time per pass."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    os.environ.update(TOKENDYNAMICS_TRITON="1")
-    feats, init, ks = problem(x, k)
+    feats, init, ks = problem(x, k, True)
 
     def loop():
-        return kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=iterations, tol=0.0)
+        return lloyd(feats, init, ks, metric="cosine", max_iters=iterations, tol=0.0)
 
     loop()
     torch.cuda.synchronize()
@@ -114,7 +114,7 @@ def profile(x, k, iterations=25):
     for e in sorted(events, key=lambda e: -e.self_device_time_total):
         if e.self_device_time_total > 0:
             print(f"  {e.self_device_time_total / passes:8.1f}  {e.count:5d}x  {e.key[:90]}")
-    timeline(lambda: kmeans.lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4))
+    timeline(lambda: lloyd(feats, init, ks, metric="cosine", max_iters=100, tol=1e-4))
 
 
 def timeline(call):
@@ -165,7 +165,7 @@ def main():
             p.error(f"--set takes NAME=INTEGER with NAME one of {', '.join(TUNABLES)}; got {setting!r}")
         setattr(kernels, name, int(value))
     dev = torch.device("cuda")
-    if not kernels.lloyd_available(dev, 32, 12544):
+    if not (Backend.choose(dev).triton and kernels.lloyd_available(32, 12544)):
         raise SystemExit("needs CUDA and Triton")
     bw = copy_bandwidth(dev)  # bytes moved per second
     cases = [case for case in CASES if case["name"] in a.cases]
@@ -185,7 +185,6 @@ def main():
         result["sweep"] = sweep(cases, xs, a.repeats)
     if a.profile:
         profile(xs[0], cases[0]["k"])
-    os.environ.pop("TOKENDYNAMICS_TRITON")
     write_results(a.out, "lloyd-cuda", result, to_markdown(result))
 
 

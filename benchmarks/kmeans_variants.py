@@ -9,7 +9,6 @@ prints the kernels of the stages after clustering (compaction and distortion).
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import torch
 
 import tokendynamics as td
 from tokendynamics import hashing
-from tokendynamics.cluster import kmeans
+from tokendynamics.cluster.backend import Backend
+from tokendynamics.cluster.kmeans import kmeans, kmeans_plusplus, prepare
 from tokendynamics.bench import machine, median_time
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,11 +31,7 @@ def videos(n):
 
 def seeds_agree(x, k):
     """How many videos of ``x`` ``[B, N, D]`` get identical k-means++ seeds from Triton and PyTorch."""
-    feats = kmeans.prepare(x, "cosine")
-    os.environ["TOKENDYNAMICS_TRITON"] = "1"
-    a = kmeans.kmeans_plusplus(feats, k)
-    os.environ["TOKENDYNAMICS_TRITON"] = "0"
-    b = kmeans.kmeans_plusplus(feats, k)
+    a, b = (kmeans_plusplus(prepare(x, "cosine", backend=Backend.choose(x.device, triton=t)), k) for t in (True, False))
     return int((a == b).flatten(1).all(1).sum())
 
 
@@ -52,11 +48,11 @@ def main():
     print(f"identical seeds, Triton vs PyTorch: {seeds_agree(batch.flatten(1, 3), a.k)} of 16 videos")
     print("| kernels | one video (ms) | batch of 16, per video (ms) | mean distortion |")
     print("|---|---|---|---|")
-    for triton in ("0", "1"):
-        os.environ["TOKENDYNAMICS_TRITON"] = triton
-        t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k), dev, a.repeats)
-        t16, h = median_time(lambda: td.hash_video(batch, num_tokens=a.k), dev, a.repeats)
-        print(f"| {'Triton' if triton == '1' else 'PyTorch graph'} | {t1 * 1e3:.2f} | "
+    for triton in (False, True):
+        backend = Backend.choose(dev, triton=triton)
+        t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k, backend=backend), dev, a.repeats)
+        t16, h = median_time(lambda: td.hash_video(batch, num_tokens=a.k, backend=backend), dev, a.repeats)
+        print(f"| {'Triton' if triton else 'PyTorch graph'} | {t1 * 1e3:.2f} | "
               f"{t16 * 1e3 / 16:.3f} | {float(h.distortion().mean()):.5f} |", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = True  # what a user's global setting does to the products
     t1, _ = median_time(lambda: td.hash_video(one, num_tokens=a.k), dev, a.repeats)
@@ -67,14 +63,12 @@ def main():
     if a.profile:
         from torch.profiler import ProfilerActivity, profile
         x = one.flatten(1, 3)
-        labels = kmeans.kmeans(x, a.k).labels
+        labels = kmeans(x, a.k).labels
         for _ in range(3):
-            table, key_map, _ = hashing._compact(x, labels, a.k, a.k)
-            hashing.fraction_unexplained(x, table, key_map)
+            hashing._table(x, labels, k=a.k, k_out=a.k)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            table, key_map, _ = hashing._compact(x, labels, a.k, a.k)
-            hashing.fraction_unexplained(x, table, key_map)
+            hashing._table(x, labels, k=a.k, k_out=a.k)
             torch.cuda.synchronize()
         print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=15))
 

@@ -11,7 +11,7 @@ import torch
 
 import tokendynamics as td
 from tokendynamics import hashing
-from tokendynamics.cluster import kmeans
+from tokendynamics.cluster.kmeans import kmeans_plusplus, lloyd, prepare
 from tokendynamics.bench import median_time
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,10 +36,10 @@ def main():
     b = a.batch
     x = torch.stack([token_video("planted", a.frames, a.dim, seed=s).reshape(-1, a.dim) for s in range(b)]).to(dev)
     t_all, h = timed(lambda: td.hash_video(x.view(b, a.frames, 14, 14, a.dim), num_tokens=a.k), dev)
-    t_prep, feats = timed(lambda: kmeans.prepare(x, "cosine"), dev)
-    t_seed, init = timed(lambda: kmeans.kmeans_plusplus(feats, a.k), dev)
+    t_prep, feats = timed(lambda: prepare(x, "cosine"), dev)
+    t_seed, init = timed(lambda: kmeans_plusplus(feats, a.k), dev)
     k = torch.full((b,), a.k, device=dev)
-    t_lloyd, res = timed(lambda: kmeans.lloyd(feats, init, k, metric="cosine", max_iters=100, tol=1e-4), dev)
+    t_lloyd, res = timed(lambda: lloyd(feats, init, k, metric="cosine", max_iters=100, tol=1e-4), dev)
     t_clusters, (means, counts, _) = timed(lambda: hashing._clusters(x, res.labels, a.k), dev)
     t_compact, _ = timed(lambda: hashing._compact(means, counts, res.labels, a.k), dev)
     t_check, _ = timed(lambda: td._checks.check_video_tokens(x.view(b, a.frames, 14, 14, a.dim)), dev)

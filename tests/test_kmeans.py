@@ -117,6 +117,14 @@ def test_cuda_graphs_give_the_eager_result(monkeypatch, metric, dtype):
     cudagraphs.clear()
 
 
+def _module():
+    """The module ``tokendynamics.cluster.kmeans`` (``from tokendynamics.cluster import kmeans`` gives the
+    package's function of that name)."""
+    import importlib
+
+    return importlib.import_module("tokendynamics.cluster.kmeans")
+
+
 def _seed_inputs(b, s, d, k, trials, seed=0):
     """Sample points in the clustering space, squared norms, weights (padding in video 0), draws."""
     g = torch.Generator().manual_seed(seed)
@@ -134,7 +142,9 @@ def test_triton_seeding_matches_pytorch_in_the_interpreter():
 import torch, sys
 sys.path.insert(0, {tests!r})
 from test_kmeans import _seed_inputs
-from tokendynamics.cluster import kernels, kmeans
+import importlib
+from tokendynamics.cluster import kernels
+kmeans = importlib.import_module("tokendynamics.cluster.kmeans")  # the module: the package's kmeans is the function
 for b, s, d, k, trials in [(2, 300, 16, 8, 4), (1, 1024, 32, 32, 5), (3, 77, 8, 5, 3)]:
     args = _seed_inputs(b, s, d, k, trials)
     assert torch.equal(kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)), (b, s, d, k)
@@ -156,30 +166,26 @@ for seeds in (kernels.greedy_seeds(*args), kmeans._greedy_seeds(*args)):
 @pytest.mark.gpu
 def test_gpu_triton_seeding_matches_pytorch(monkeypatch):
     pytest.importorskip("triton")
-    from tokendynamics.cluster import kernels, kmeans as km
+    from tokendynamics.cluster import kernels
+    km = _module()
 
     for b, s, d, k, trials in [(4, 1024, 64, 32, 5), (2, 2048, 1152, 64, 6), (3, 77, 8, 5, 3)]:
         args = [a.cuda() for a in _seed_inputs(b, s, d, k, trials)]
-        assert kernels.available(args[0].device, s, trials)
+        assert kernels.available(s, trials)
         assert torch.equal(kernels.greedy_seeds(*args), km._greedy_seeds(*args)), (b, s, d, k)
-    monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
-    assert not kernels.available(torch.device("cuda"), 1024, 5)
 
 
 def _lloyd_pair(x, k, metric, mask=None, num_clusters=None, init=None, max_iters=30):
     """Lloyd's result through the Triton kernels and through PyTorch operations, from the same seeds."""
-    from tokendynamics.cluster import kmeans as km
+    from tokendynamics.cluster.backend import Backend
 
+    km = _module()
     ks = torch.as_tensor(num_clusters if num_clusters is not None else k, device=x.device).expand(x.shape[0])
-    out, chooser = [], km._triton_lloyd
-    try:
-        for triton_path in (True, False):
-            km._triton_lloyd = lambda *a, t=triton_path: t
-            feats = km.prepare(x, metric, mask)
-            seeds = km.kmeans_plusplus(feats, k) if init is None else init
-            out.append(km.lloyd(feats, seeds, ks, metric=metric, max_iters=max_iters, tol=1e-4))
-    finally:
-        km._triton_lloyd = chooser
+    out = []
+    for triton_path in (True, False):  # eager: the interpreter runs on the CPU
+        feats = km.prepare(x, metric, mask, backend=Backend(triton=triton_path, graphs=False))
+        seeds = km.kmeans_plusplus(feats, k) if init is None else init
+        out.append(km.lloyd(feats, seeds, ks, metric=metric, max_iters=max_iters, tol=1e-4))
     return out
 
 
@@ -284,16 +290,22 @@ def test_gpu_graphs_follow_the_matmul_precision(monkeypatch):
         torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def test_triton_seeding_applies_to_cuda_within_its_limits(monkeypatch):
+def test_backend_is_chosen_from_the_device_the_arguments_and_the_environment(monkeypatch):
     from tokendynamics.cluster import kernels
+    from tokendynamics.cluster.backend import Backend
 
-    cuda = torch.device("cuda")
-    assert not kernels.available(torch.device("cpu"), 1024, 5)
-    assert not kernels.available(cuda, kernels.MAX_SAMPLE + 1, 5)
-    assert not kernels.available(cuda, 1024, kernels.MAX_TRIALS + 1)
-    assert kernels.available(cuda, 1024, 5) == (kernels.triton is not None)
+    installed = kernels.triton is not None
+    assert Backend.choose("cpu") == Backend(triton=False, graphs=False)
+    assert Backend.choose("cpu", triton=True, graphs=True) == Backend()  # neither runs off CUDA
+    assert Backend.choose("cuda") == Backend(triton=installed, graphs=True)
+    assert Backend.choose("cuda", graphs=False) == Backend(triton=installed, graphs=False)
     monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
-    assert not kernels.available(cuda, 1024, 5)
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+    assert Backend.choose("cuda") == Backend()
+    assert Backend.choose("cuda", triton=True, graphs=True) == Backend(triton=installed, graphs=True)
+    assert not kernels.available(kernels.MAX_SAMPLE + 1, 5) and not kernels.available(1024, kernels.MAX_TRIALS + 1)
+    assert kernels.available(1024, 5) == installed
+    assert not kernels.lloyd_available(kernels.MAX_CLUSTERS + 1, 100) and kernels.lloyd_available(8, 100) == installed
 
 
 def test_kept_state_is_handed_back_once_and_cleared():

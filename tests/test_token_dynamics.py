@@ -201,6 +201,13 @@ def test_gpu_inference_graph_gives_the_eager_attention(monkeypatch):
     model.half()  # new storage: a new graph
     graphed, eager = both()
     assert graphed[1].dtype == torch.float16 and torch.equal(graphed[1], eager)
+    import gc
+    import weakref
+
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None  # its graphs are kept with it, not in a cache that would keep it alive
     cudagraphs.clear()
 
 

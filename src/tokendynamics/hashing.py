@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from ._tensors import take
 from .cluster import cudagraphs
+from .cluster.backend import Backend
 from ._checks import check_choice, check_length_mode, check_positive_int, check_video_tokens, read_safetensors
 from .cluster.kmeans import CPU_CHUNK_ELEMENTS, METRICS, cluster_sums, kmeans, kmeans_plusplus, lloyd, prepare
 
@@ -204,6 +205,7 @@ def hash_video(
     max_iters: int = 100,
     tol: float = 1e-4,
     seed: int = 0,
+    backend: Backend | None = None,
 ) -> TokenHashTable:
     """Hash a video's tokens into a token hash table and key map.
 
@@ -215,7 +217,8 @@ def hash_video(
     Clustering: k-means (``metric`` ``"cosine"`` or ``"l2"``) seeded by greedy k-means++ from ``seed``,
     at most ``max_iters`` Lloyd iterations, stopping early at relative inertia change ``tol``.
     The table is in the tokens' dtype and device; clustering runs in float32 arithmetic (bfloat16 tokens on
-    CUDA are read as they are, by the Triton Lloyd kernels: see ``kmeans.lloyd``).
+    CUDA are read as they are, by the Triton Lloyd kernels: see ``kmeans.lloyd``). ``backend``: Triton
+    kernels and CUDA graphs or not (default :meth:`~tokendynamics.cluster.backend.Backend.choose`).
     """
     x5 = check_video_tokens(tokens)
     check_choice(metric, "metric", METRICS)
@@ -224,14 +227,16 @@ def hash_video(
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     check_length_mode(num_tokens, max_distortion)
     with torch.autocast(x5.device.type, enabled=False):  # clustering stays in float32 under mixed precision
+        backend = Backend.choose(x5.device) if backend is None else backend
         return _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens,
-                     dict(metric=metric, max_iters=max_iters, tol=tol, seed=seed))
+                     dict(metric=metric, max_iters=max_iters, tol=tol, seed=seed, backend=backend))
 
 
 def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> TokenHashTable:
     b, t, h, w, d = x5.shape
     x = x5.reshape(b, t * h * w, d)
-    if cudagraphs.enabled(x.device):  # one copy read in place by every graph (float32 tokens need no other)
+    graphs = opts["backend"].graphs
+    if graphs:  # one copy read in place by every graph (float32 tokens need no other)
         x = cudagraphs.stage(x)
     if num_tokens is not None:
         k = num_tokens
@@ -240,7 +245,7 @@ def _hash(x5, num_tokens, max_distortion, min_tokens, max_tokens, opts) -> Token
     else:
         labels, k = _adaptive_labels(x, max_distortion, min_tokens, max_tokens, **opts)
         k_out = None
-    table, key_map, counts, distortion = cudagraphs.run(_table, x, labels, k=k, k_out=k_out or k)
+    table, key_map, counts, distortion = cudagraphs.run(graphs, _table, x, labels, k=k, k_out=k_out or k)
     if k_out is None:
         table = table[:, : int(counts.max())]
     return TokenHashTable(table, key_map.view(b, t, h, w), counts, distortion, validate=False)
@@ -252,7 +257,7 @@ def _table(x, labels, *, k, k_out):
     return (*_compact(means, counts, labels, k_out), distortion)
 
 
-def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_iters, tol, seed):
+def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_iters, tol, seed, backend):
     """Binary search per video for the smallest K meeting ``max_distortion``; labels ``[B, N]`` and K_max.
 
     All videos still searching are clustered together at each step, on features prepared once; the
@@ -264,7 +269,7 @@ def _adaptive_labels(x, max_distortion, min_tokens, max_tokens, *, metric, max_i
         raise ValueError(f"min_tokens ({min_tokens}) must be <= max_tokens ({max_tokens})")
     b, n, _ = x.shape
     dev = x.device
-    feats = prepare(x, metric)
+    feats = prepare(x, metric, backend=backend)
     seeds = kmeans_plusplus(feats, max_tokens, seed=seed)
     lo = torch.full((b,), min_tokens, device=dev)
     hi = torch.full((b,), max_tokens, device=dev)

@@ -17,6 +17,7 @@ from torch import nn
 
 from ._tensors import one_hot
 from .cluster import cudagraphs
+from .cluster.backend import Backend
 from .compact import CompactVideo
 from ._checks import check_choice, check_length_mode, check_positive_int, read_safetensors, video_tokens
 from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
@@ -159,10 +160,10 @@ class TokenDynamics(nn.Module):
 
         Without gradients on CUDA it is replayed as one CUDA graph per shape (the eager kernels, launched
         at once; the graph reads the parameters in place, so it follows in-place updates of them)."""
-        if torch.is_grad_enabled() or not cudagraphs.enabled(table.device):
-            return _fuse(table, key_map, row_mask, module=self)
+        if torch.is_grad_enabled() or not Backend.choose(table.device).graphs:
+            return _fuse(table, key_map, row_mask, owner=self)
         weights = tuple((p.data_ptr(), p.dtype, p.shape) for p in self.parameters())  # new storage: new graph
-        return cudagraphs.replay(_fuse, table, key_map, row_mask, module=self, weights=weights)
+        return cudagraphs.replay(_fuse, table, key_map, row_mask, owner=self, weights=weights)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the config (JSON) and the weights (safetensors) to ``directory``."""
@@ -193,7 +194,8 @@ class TokenDynamics(nn.Module):
         return model.to(device)
 
 
-def _fuse(table, key_map, row_mask, *, module: TokenDynamics, weights=None):
-    """:meth:`TokenDynamics.fuse`'s computation (``weights`` only keys its CUDA graphs)."""
-    fused = module.attention(table, module.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
-    return module.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)
+def _fuse(table, key_map, row_mask, *, owner: TokenDynamics, weights=None):
+    """:meth:`TokenDynamics.fuse`'s computation by the module ``owner`` (``weights`` only keys its CUDA
+    graphs, which are kept with the module)."""
+    fused = owner.attention(table, owner.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
+    return owner.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)

@@ -16,12 +16,14 @@ A loop whose state lives in a graph's buffers can hand them back for its next ru
 :func:`take`): refilled in place, they are not copied again.
 
 Captures are kept for the most recent signatures (:data:`CACHE_SIZE`), keyed also by PyTorch's float32
-matmul precision (TF32 or not); :func:`clear` frees them. Set ``TOKENDYNAMICS_CUDA_GRAPHS=0`` to run eagerly.
+matmul precision (TF32 or not); :func:`clear` frees them. A function that reads an object besides its
+tensors (a module's weights) passes it as ``owner``: its graphs are kept with that object, weakly, and go
+when it goes. Whether graphs are used at all is the caller's :class:`~tokendynamics.cluster.backend.Backend`
+(``TOKENDYNAMICS_CUDA_GRAPHS=0`` runs eagerly).
 """
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,16 +34,13 @@ CACHE_SIZE = 8
 _cache: OrderedDict = OrderedDict()
 _staged: OrderedDict = OrderedDict()
 _kept: OrderedDict = OrderedDict()
-
-
-def enabled(device: torch.device) -> bool:
-    """Whether work on ``device`` is replayed as graphs (CUDA, and not switched off by the environment)."""
-    return device.type == "cuda" and os.environ.get("TOKENDYNAMICS_CUDA_GRAPHS", "1") != "0"
+_owned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # owner -> its own OrderedDict of captures
 
 
 def clear() -> None:
     """Drop every captured graph and its buffers, the staged inputs and the kept states."""
     _cache.clear()
+    _owned.clear()
     _staged.clear()
     _kept.clear()
 
@@ -87,17 +86,21 @@ def stage(x: torch.Tensor) -> torch.Tensor:
     return buffer
 
 
-def run(fn: Callable, *args, carry: bool = False, **constants):
-    """:func:`replay` where graphs are enabled for ``args[0]``'s device, else ``fn(*args, **constants)``
-    eagerly (with ``carry``, the eager outputs are the new state, freshly allocated)."""
-    if enabled(args[0].device):
+def run(graphs: bool, fn: Callable, *args, carry: bool = False, **constants):
+    """:func:`replay` with ``graphs`` (a backend's choice), else ``fn(*args, **constants)`` eagerly (with
+    ``carry``, the eager outputs are the new state, freshly allocated)."""
+    if graphs:
         return replay(fn, *args, carry=carry, **constants)
     return fn(*args, **constants)
 
 
-def replay(fn: Callable, *args, carry: bool = False, **constants):
+def replay(fn: Callable, *args, carry: bool = False, owner=None, **constants):
     """``fn(*args, **constants)`` through a CUDA graph; ``args`` are tensors, ``constants`` hashable.
     Returns ``fn``'s tensor outputs (a tensor or a tuple of them), freshly allocated.
+
+    ``owner``: an object ``fn`` also reads (called as ``fn(*args, owner=owner, **constants)``), such as a
+    module whose weights the graph reads in place; its captures are cached with it, not in the module-level
+    cache, so no capture keeps it alive.
 
     ``carry=True`` is for loops: ``fn`` returns new values of its last ``len(outputs)`` arguments (a
     state), the graph writes them back into those arguments' buffers, and ``replay`` returns the buffers
@@ -105,7 +108,10 @@ def replay(fn: Callable, *args, carry: bool = False, **constants):
     by the next replay of this signature, so clone what must outlive it."""
     key = (fn, tuple((a.shape, a.dtype, a.device) for a in args), tuple(sorted(constants.items())), carry,
            torch.get_float32_matmul_precision())
-    graph, static_in, static_out, sources = _recent(_cache, key, lambda: _capture(fn, args, constants, carry))
+    cache, call = _cache, constants
+    if owner is not None:
+        cache, call = _owned.setdefault(owner, OrderedDict()), dict(constants, owner=owner)
+    graph, static_in, static_out, sources = _recent(cache, key, lambda: _capture(fn, args, call, carry))
     for i, (buffer, a) in enumerate(zip(static_in, args)):
         ref, version = sources[i]
         if a is not buffer and (ref is None or ref() is not a or version != a._version):

@@ -23,15 +23,20 @@ video's counts, inertia and convergence on the device; a converged video's progr
 several iterations go in one launch (:data:`STEPS`, one CUDA graph replay) without a look from the host.
 They follow ``kmeans._lloyd_step`` (tested against it in Triton's CPU interpreter and on the GPU).
 
-Used when Triton is installed and the points are on CUDA (``TOKENDYNAMICS_TRITON=0`` switches them off);
-:func:`available` and :func:`lloyd_available` say whether they apply.
+Used where the caller's :class:`~tokendynamics.cluster.backend.Backend` chooses Triton (CUDA, Triton
+installed, not switched off by ``TOKENDYNAMICS_TRITON=0``); :func:`available` and :func:`lloyd_available`
+say whether a problem is within their limits. The rules both paths share (when a video stops, which
+cluster is re-seeded) are ``rules``' functions, compiled here as they are.
 """
 
 from __future__ import annotations
 
-import os
+import types
+from typing import NamedTuple
 
 import torch
+
+from . import rules
 
 try:
     import triton
@@ -43,13 +48,9 @@ MAX_SAMPLE = 4096  # points per video that one program holds in registers
 MAX_TRIALS = 16
 
 
-def _enabled(device: torch.device) -> bool:
-    return triton is not None and device.type == "cuda" and os.environ.get("TOKENDYNAMICS_TRITON", "1") != "0"
-
-
-def available(device: torch.device, sample: int, trials: int) -> bool:
-    """Whether :func:`greedy_seeds` runs for this device, sample size and number of local trials."""
-    return _enabled(device) and sample <= MAX_SAMPLE and trials <= MAX_TRIALS
+def available(sample: int, trials: int) -> bool:
+    """Whether :func:`greedy_seeds` takes this sample size and number of local trials."""
+    return triton is not None and sample <= MAX_SAMPLE and trials <= MAX_TRIALS
 
 
 def greedy_seeds(pts: torch.Tensor, pts_sq: torch.Tensor, weight: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
@@ -118,44 +119,57 @@ PIECES = {"highest": 3, "high": 2, "medium": 1}  # bfloat16 pieces per float32 o
                                                   # its float32 matmul precisions
 
 
-def lloyd_available(device: torch.device, clusters: int, points: int) -> bool:
-    """Whether :func:`lloyd_steps` runs for this device, number of clusters and points per video (its
-    points must also be bfloat16: ``kmeans.lloyd`` checks)."""
-    return _enabled(device) and clusters <= MAX_CLUSTERS and points < 1 << 24
+def lloyd_available(clusters: int, points: int) -> bool:
+    """Whether :func:`lloyd_steps` takes this number of clusters and points per video (its points must
+    also be bfloat16: ``kmeans.lloyd`` checks)."""
+    return triton is not None and clusters <= MAX_CLUSTERS and points < 1 << 24
 
 
-def lloyd_state(x: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """Buffers for the state :func:`lloyd_steps` carries between iterations, for points ``x`` ``[B, N, D]``
-    and ``k`` clusters (:func:`lloyd_start` fills them for a clustering): centroids ``[B, K, D]`` float32, labels
-    ``[B, N]`` int64, partial cluster sums ``[B, P, K, D]`` float32 (one slot per program), counts ``[B, KP]``
-    int32, farthest point ``[B, 2]`` (distance, index), inertia ``[B]`` float32, active ``[B]`` bool,
-    iterations ``[B]`` int64 (-1 before the initial assignment), cluster sums ``[B, K, D]`` float32, the
-    last pass's statistics per program ``[B, P, STATS]`` float32 and running ``[]`` bool (see
-    :func:`lloyd_steps`)."""
+class LloydState(NamedTuple):
+    """What :func:`lloyd_steps` carries between iterations (``B`` videos, ``K`` clusters, ``P`` programs
+    per video, ``KP`` the padded K)."""
+
+    centroids: torch.Tensor  # [B, K, D] float32
+    labels: torch.Tensor  # [B, N] int64
+    slots: torch.Tensor  # [B, P, K, D] float32: partial cluster sums, one slot per program
+    counts: torch.Tensor  # [B, KP] int32
+    far: torch.Tensor  # [B, 2] float32: the farthest point's distance and index
+    inertia: torch.Tensor  # [B] float32
+    active: torch.Tensor  # [B] bool: still iterating
+    iterations: torch.Tensor  # [B] int64, -1 before the initial assignment
+    sums: torch.Tensor  # [B, K, D] float32: the clusters' sums
+    part_stats: torch.Tensor  # [B, P, STATS] float32: the last pass's statistics per program
+    running: torch.Tensor  # [] bool: whether any video is active
+
+
+def lloyd_state(x: torch.Tensor, k: int) -> LloydState:
+    """Buffers of a :class:`LloydState` for points ``x`` ``[B, N, D]`` and ``k`` clusters (:func:`lloyd_start`
+    fills them for a clustering)."""
     b, n, d = x.shape
     dev = x.device
     sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
     target = triton.cdiv(PROGRAMS_PER_SM * sms, b)  # programs per video
     programs = min(triton.cdiv(n, _rows(n, target)), target)
-    return (torch.empty(b, k, d, device=dev), torch.zeros(b, n, dtype=torch.long, device=dev),
-            torch.empty(b, programs, k, d, device=dev),
-            torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), torch.zeros(b, 2, device=dev),
-            torch.zeros(b, device=dev), torch.empty(b, dtype=torch.bool, device=dev),
-            torch.empty(b, dtype=torch.long, device=dev), torch.empty(b, k, d, device=dev),
-            torch.empty(b, programs, STATS, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+    return LloydState(
+        centroids=torch.empty(b, k, d, device=dev), labels=torch.zeros(b, n, dtype=torch.long, device=dev),
+        slots=torch.empty(b, programs, k, d, device=dev),
+        counts=torch.zeros(b, _padded(k), dtype=torch.int32, device=dev), far=torch.zeros(b, 2, device=dev),
+        inertia=torch.zeros(b, device=dev), active=torch.empty(b, dtype=torch.bool, device=dev),
+        iterations=torch.empty(b, dtype=torch.long, device=dev), sums=torch.empty(b, k, d, device=dev),
+        part_stats=torch.empty(b, programs, STATS, device=dev),
+        running=torch.ones((), dtype=torch.bool, device=dev))
 
 
-def lloyd_start(x: torch.Tensor, init: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, ...]:
+def lloyd_start(x: torch.Tensor, init: torch.Tensor, state: LloydState | None = None) -> LloydState:
     """``state`` (a :func:`lloyd_state`, made here if None) filled in place for a clustering of ``x`` from the
     centroids ``init`` ``[B, K, D]``: every video active, before its initial assignment."""
     state = state or lloyd_state(x, init.shape[1])
-    state[0].copy_(init)
-    for i, value in ((6, True), (7, -1)):  # active, iterations
-        state[i].fill_(value)
+    state.centroids.copy_(init)
+    state.active.fill_(True)
+    state.iterations.fill_(-1)
     return state
 
 
-RESULT = (0, 1, 5, 7)  # where a state holds the centroids, labels, inertia and iterations
 STATS = 5  # per pass program: labels changed, inertia, farthest distance and index, whether its points change
            # the cluster sums (then the sums kernel wrote its slot, which the reduce reads)
 
@@ -169,10 +183,10 @@ def _padded(k: int) -> int:
     return max(16, triton.next_power_of_2(k))  # tl.dot's smallest side
 
 
-def lloyd_steps(x, scale, sq_norms, mask, num_clusters, centroids, labels, slots, counts, far, inertia, active,
-                iterations, sums, part_stats, running, *, cosine: bool, tol: float, max_iters: int, steps: int):
-    """``steps`` passes of Lloyd's algorithm over every active video, in place on the state of
-    :func:`lloyd_start`; a video stops (``active`` False) once it has converged or made ``max_iters``
+def lloyd_steps(x, scale, sq_norms, mask, num_clusters, *state, cosine: bool, tol: float, max_iters: int,
+                steps: int) -> LloydState:
+    """``steps`` passes of Lloyd's algorithm over every active video, in place on ``state`` (the tensors of
+    a :class:`LloydState`, in its order: :func:`lloyd_start`'s); a video stops (``active`` False) once it has converged or made ``max_iters``
     iterations, so passes past that change nothing.
 
     A video's first pass (iterations -1) is the initial assignment to the given centroids (no update); it
@@ -188,6 +202,7 @@ def lloyd_steps(x, scale, sq_norms, mask, num_clusters, centroids, labels, slots
     the first empty cluster; its bfloat16 pieces), the pass (assignment; it lists the points that change
     the sums), the sums (a program per pass program's block of columns) and the finish (one program per
     video: counts, inertia, farthest point, convergence) per pass. No host syncs. Returns the state."""
+    centroids, labels, slots, counts, far, inertia, active, iterations, sums, part_stats, running = state
     b, n, d = x.shape
     k, programs, kp = centroids.shape[1], slots.shape[1], counts.shape[1]
     pieces_n = PIECES[torch.get_float32_matmul_precision()]
@@ -216,10 +231,17 @@ def lloyd_steps(x, scale, sq_norms, mask, num_clusters, centroids, labels, slots
                                                             WP=pieces_n if cosine else 1)
         _finish_kernel[(b,)](part_counts, part_stats, counts, far, inertia, active, iterations, running, programs,
                              tol, max_iters, KP=kp, STATS=STATS, BLOCK=triton.next_power_of_2(programs))
-    return centroids, labels, slots, counts, far, inertia, active, iterations, sums, part_stats, running
+    return LloydState(*state)
+
+
+def _compiled(rule):
+    """A function of ``rules`` as a Triton function: the same code, run with this module's globals (Triton
+    looks for ``triton.language`` among them)."""
+    return triton.jit(types.FunctionType(rule.__code__, globals(), rule.__name__))
 
 
 if triton is not None:
+    _keeps_iterating, _reseeds = _compiled(rules.keeps_iterating), _compiled(rules.reseeds)
 
     @triton.jit
     def _split(a, PARTS: tl.constexpr):
@@ -260,7 +282,7 @@ if triton is not None:
         cnts = tl.load(counts + v * KP + ks, mask=ks < K, other=1)
         lv = ks < tl.load(num_clusters + v)
         cnt = tl.sum(tl.where(ks == k, cnts, 0), 0)
-        reseed = (tl.min(tl.where((cnts == 0) & lv, ks, KP), 0) == k) & (tl.load(far + 2 * v) > 0)
+        reseed = _reseeds(tl.min(tl.where((cnts == 0) & lv, ks, KP), 0) == k, tl.load(far + 2 * v))
         return reseed, (cnt > 0) & ~reseed, cnt
 
     @triton.jit
@@ -469,7 +491,7 @@ if triton is not None:
             tl.store(counts + v * KP + ks, tl.sum(parts, 0))
             done = tl.load(iterations + v)
             old = tl.load(inertia + v)
-            still = (done < 0) | ((changed > 0) & (old - new > tol * old))  # the initial assignment goes on
+            still = (done < 0) | _keeps_iterating(changed > 0, old, new, tol)  # the initial assignment goes on
             still &= done + 1 < max_iters
             tl.store(active + v, still)
             tl.store(iterations + v, done + 1)

@@ -16,12 +16,15 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .._tensors import one_hot, take
 from . import cudagraphs
+from .backend import Backend
+from .rules import keeps_iterating, reseeds
 
 METRICS = ("cosine", "l2")
 CPU_CHUNK_ELEMENTS = 1 << 18  # elements of the reused buffer through which a CPU pass converts the points
@@ -52,12 +55,14 @@ class Features:
     x: ``[B, N, D]`` points as given (float32, or bfloat16 for the Triton Lloyd kernels). scale: ``[B, N]``
     factor that maps a row into the clustering space (``1/|x|`` for ``"cosine"``, 1 for ``"l2"``; 0 for
     masked-out points). sq_norms: ``[B, N]`` squared norms in that space. mask: ``[B, N]`` bool valid points.
+    backend: how the seeding and the Lloyd loop over these points run (chosen once, by :func:`prepare`).
     """
 
     x: torch.Tensor
     scale: torch.Tensor
     sq_norms: torch.Tensor
     mask: torch.Tensor
+    backend: Backend = Backend()
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """Points ``idx`` ``[B, M]`` in the clustering space -> ``[B, M, D]``."""
@@ -65,16 +70,19 @@ class Features:
 
     def select(self, videos: torch.Tensor) -> "Features":
         """The features of a subset of the batch, ``videos`` ``[B']`` int64."""
-        return Features(self.x[videos], self.scale[videos], self.sq_norms[videos], self.mask[videos])
+        return Features(self.x[videos], self.scale[videos], self.sq_norms[videos], self.mask[videos], self.backend)
 
 
-def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None) -> Features:
-    """Prepare ``x`` ``[B, N, D]`` for clustering with ``metric``; ``mask`` ``[B, N]`` bool (default all).
-    The points are kept as float32, or as bfloat16 where the Triton Lloyd pass reads them (CUDA). On CUDA
-    with graphs they are staged (one copy shared by the seeding and Lloyd graphs)."""
-    keep = x.dtype == torch.bfloat16 and _triton_lloyd(x.device, 1, x.shape[1])
+def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None,
+            backend: Backend | None = None) -> Features:
+    """Prepare ``x`` ``[B, N, D]`` for clustering with ``metric``; ``mask`` ``[B, N]`` bool (default all);
+    ``backend`` (default :meth:`Backend.choose` for x's device). The points are kept as float32, or as
+    bfloat16 where the Triton Lloyd pass reads them. With graphs they are staged (one copy shared by the
+    seeding and Lloyd graphs)."""
+    backend = Backend.choose(x.device) if backend is None else backend
+    keep = x.dtype == torch.bfloat16 and _triton_lloyd(backend, 1, x.shape[1])
     x = x if keep else x.float()
-    x = cudagraphs.stage(x) if cudagraphs.enabled(x.device) else x
+    x = cudagraphs.stage(x) if backend.graphs else x
     if mask is None:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
     if x.dtype == torch.float32:
@@ -86,7 +94,7 @@ def prepare(x: torch.Tensor, metric: str, mask: torch.Tensor | None = None) -> F
         sq = (sq > 0).float()
     else:
         scale = torch.ones_like(sq)
-    return Features(x, scale * mask, sq * mask, mask)
+    return Features(x, scale * mask, sq * mask, mask, backend)
 
 
 def squared_distances(a: torch.Tensor, a_sq: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -176,9 +184,9 @@ def kmeans_plusplus(
     gen = torch.Generator().manual_seed(seed)
     draws = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(feats.x.device)
     args = (feats.x, feats.scale, feats.sq_norms, feats.mask, draws)
-    triton = feats.x.is_cuda and _kernels().available(feats.x.device, size, trials)
+    triton = feats.backend.triton and _kernels().available(size, trials)
     consts = dict(size=size, seed=seed, triton=triton)
-    return cudagraphs.run(_seeds, *args, **consts)
+    return cudagraphs.run(feats.backend.graphs, _seeds, *args, **consts)
 
 
 def _seeds(x, scale, sq_norms, mask, draws, *, size, seed, triton):
@@ -197,9 +205,9 @@ def _kernels():
     return kernels
 
 
-def _triton_lloyd(device: torch.device, clusters: int, points: int) -> bool:
-    """Whether Lloyd's iterations run as the Triton kernels (CUDA and Triton, within their limits)."""
-    return device.type == "cuda" and _kernels().lloyd_available(device, clusters, points)
+def _triton_lloyd(backend: Backend, clusters: int, points: int) -> bool:
+    """Whether Lloyd's iterations run as the Triton kernels (the backend's choice, within their limits)."""
+    return backend.triton and _kernels().lloyd_available(clusters, points)
 
 
 def _greedy_seeds(pts, pts_sq, weight, draws) -> torch.Tensor:
@@ -241,7 +249,7 @@ def _update(feats: Features, labels, dist, centroids, live, metric):
         means = F.normalize(means, dim=-1)
     empty = (counts == 0) & live  # [B, K]
     far_dist, far_idx = dist.max(1, keepdim=True)  # [B, 1]
-    reseed = empty & (empty.cumsum(1) == 1) & (far_dist > 0)
+    reseed = reseeds(empty & (empty.cumsum(1) == 1), far_dist)
     means = torch.where(reseed.unsqueeze(-1), feats.rows(far_idx), means)
     return torch.where(((counts > 0) | reseed).unsqueeze(-1), means, centroids)
 
@@ -265,12 +273,12 @@ def lloyd(
     graphs.
     """
     (b, n, _), dev = feats.x.shape, feats.x.device
-    graphs = cudagraphs.enabled(dev)
-    on_triton = feats.x.dtype == torch.bfloat16 and _triton_lloyd(dev, init.shape[1], n)
+    graphs = feats.backend.graphs
+    on_triton = feats.x.dtype == torch.bfloat16 and _triton_lloyd(feats.backend, init.shape[1], n)
     if on_triton:
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, num_clusters.contiguous())  # kernels index it
         kernels = _kernels()
-        step, fields = kernels.lloyd_steps, kernels.RESULT
+        step, state_type = kernels.lloyd_steps, kernels.LloydState
         consts = dict(cosine=metric == "cosine", tol=tol, max_iters=max_iters, steps=kernels.STEPS)
         key = ("lloyd", feats.x.shape, init.shape[1], dev, metric, tol, torch.get_float32_matmul_precision())
         state = kernels.lloyd_start(feats.x, init, cudagraphs.take(key) if graphs else None)
@@ -280,20 +288,35 @@ def lloyd(
             feats = dataclasses.replace(feats, x=feats.x.float())
         live = torch.arange(init.shape[1], device=dev).unsqueeze(0) < num_clusters.unsqueeze(1)  # [B, K]
         args = (feats.x, feats.scale, feats.sq_norms, feats.mask, live)
-        step, consts, fields = _lloyd_step, dict(metric=metric, tol=tol), (0, 1, 3, 5)
+        step, state_type, consts = _lloyd_step, _LloydState, dict(metric=metric, tol=tol)
         labels, dist = _assign(feats, init, live)
-        state = (init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
-                 torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev))
+        state = _LloydState(init, labels, dist, dist.sum(1), torch.ones(b, dtype=torch.bool, device=dev),
+                            torch.zeros(b, dtype=torch.long, device=dev), torch.ones((), dtype=torch.bool, device=dev))
         launches = max_iters
     watch = _Watch(dev, lagged=on_triton)
     for _ in range(launches):
-        state = cudagraphs.run(step, *args, *state, carry=True, **consts)
-        if watch.stopped(state[-1]):
+        state = state_type(*cudagraphs.run(graphs, step, *args, *state, carry=True, **consts))
+        if watch.stopped(state.running):
             break
     if on_triton and graphs:  # the graph's own buffers: the next clustering of this shape copies nothing
         cudagraphs.keep(key, state)
-    centroids, labels, inertia, iterations = (state[i].clone() if graphs else state[i] for i in fields)
+    out = (state.centroids, state.labels, state.inertia, state.iterations)
+    centroids, labels, inertia, iterations = (t.clone() for t in out) if graphs else out
     return KMeansResult(centroids, torch.where(feats.mask, labels, 0), inertia, iterations)
+
+
+class _LloydState(NamedTuple):
+    """What a PyTorch Lloyd iteration (:func:`_lloyd_step`) carries to the next: centroids ``[B, K, D]``,
+    labels and squared distances ``[B, N]``, inertia ``[B]``, whether each video is still iterating
+    ``[B]`` bool, its iterations ``[B]`` int64, and whether any video is ``[]`` bool."""
+
+    centroids: torch.Tensor
+    labels: torch.Tensor
+    dist: torch.Tensor
+    inertia: torch.Tensor
+    active: torch.Tensor
+    iterations: torch.Tensor
+    running: torch.Tensor
 
 
 class _Watch:
@@ -330,14 +353,14 @@ def _lloyd_step(x, scale, sq_norms, mask, live, centroids, labels, dist, inertia
     new_c = _update(feats, labels, dist, centroids, live, metric)
     new_labels, new_dist = _assign(feats, new_c, live)
     new_inertia = new_dist.sum(1)
-    done = (new_labels == labels).all(1) | (inertia - new_inertia <= tol * inertia)
+    going = keeps_iterating((new_labels != labels).any(1), inertia, new_inertia, tol)
     a = active.unsqueeze(1)  # a converged video stays as it is, whatever the rest of the batch does
     centroids = torch.where(a.unsqueeze(-1), new_c, centroids)
     labels, dist = torch.where(a, new_labels, labels), torch.where(a, new_dist, dist)
     inertia = torch.where(active, new_inertia, inertia)
     iterations = iterations + active.long()
-    active = active & ~done
-    return centroids, labels, dist, inertia, active, iterations, active.any()
+    active = active & going
+    return _LloydState(centroids, labels, dist, inertia, active, iterations, active.any())
 
 
 def kmeans(
@@ -350,14 +373,16 @@ def kmeans(
     tol: float = 1e-4,
     seed: int = 0,
     sample_size: int | None = None,
+    backend: Backend | None = None,
 ) -> KMeansResult:
     """Cluster each video of a batch: greedy k-means++ seeding, then Lloyd iterations.
 
     x: ``[B, N, D]`` points. num_clusters: an int, or ``[B]`` int64 for a different K per video.
     mask: ``[B, N]`` bool, valid points (default all). A video stops when its labels no longer change
     or its inertia fell by less than ``tol`` (relative) in one iteration, or after ``max_iters``.
+    backend: Triton kernels and CUDA graphs or not (default :meth:`Backend.choose` for x's device).
     """
-    feats = prepare(x, metric, mask)
+    feats = prepare(x, metric, mask, backend)
     k = torch.as_tensor(num_clusters, device=x.device).expand(x.shape[0])
     init = kmeans_plusplus(feats, int(k.max()), seed=seed, sample_size=sample_size)
     return lloyd(feats, init, k, metric=metric, max_iters=max_iters, tol=tol)
