@@ -43,11 +43,11 @@ def test_rows_come_in_order_of_first_appearance_and_pushes_of_several_frames_agr
 def test_memory_does_not_grow_with_the_frames_but_the_key_map():
     tokens = planted_token_video(num_frames=12, seed=3).tokens
     stream = _stream(tokens[:2], 6)
-    sizes = [t.numel() for t in (stream._sums, stream._space, stream._counts, stream._total)]
+    sizes = [t.numel() for t in stream._state]
     for frame in tokens[2:]:
         stream.push(frame)
-    assert [t.numel() for t in (stream._sums, stream._space, stream._counts, stream._total)] == sizes
-    assert sum(k.numel() for k in stream._keys) == 12 * 14 * 14
+    assert [t.numel() for t in stream._state] == sizes
+    assert stream._keys.numel() <= 2 * 12 * 14 * 14  # the key map's room doubles as it fills
 
 
 def test_bad_pushes_name_what_is_wrong():
@@ -61,8 +61,9 @@ def test_bad_pushes_name_what_is_wrong():
     stream.push(torch.randn(3, 3, 8))
     with pytest.raises(ValueError, match="keep the stream's grid"):
         stream.push(torch.randn(4, 4, 8))
-    with pytest.raises(ValueError, match="finite"):
-        stream.push(torch.full((3, 3, 8), float("nan")))
+    stream.push(torch.full((3, 3, 8), float("nan")))  # values are checked on the device, by table()
+    with pytest.raises(ValueError, match="frame 1 pushed to the stream holds NaN"):
+        stream.table()
     with pytest.raises(ValueError, match="num_tokens must be >= 1"):
         td.HashStream(0, 8)
 
@@ -140,3 +141,25 @@ def test_live_answers_along_a_generated_video_and_a_file(tmp_path, capsys):
     assert "is not a file" in err.out + err.err and "--question" in err.out + err.err
     with pytest.raises(ValueError, match="streaming needs the token_dynamics reducer"):
         run_live(LiveConfig(model="builtin"), Console(quiet=True))
+
+
+@pytest.mark.gpu
+def test_gpu_streams_replay_the_eager_update_and_keep_apart(monkeypatch):
+    """On CUDA each later frame is one graph replay per stream: the eager result, also for two streams of
+    the same shape pushed in turn (each keeps its own graph), and the graph goes with its stream."""
+    import gc
+    import weakref
+
+    videos = [planted_token_video(num_frames=8, noise=0.01, seed=s).tokens.cuda() for s in (1, 2)]
+    streams = [td.HashStream(6, 64, device="cuda") for _ in videos]
+    for t in range(8):  # in turn
+        for stream, video in zip(streams, videos):
+            stream.push(video[t])
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
+    for stream, video in zip(streams, videos):
+        eager = _stream(video, 6, device="cuda").table()
+        assert torch.equal(stream.table().key_map, eager.key_map) and torch.equal(stream.table().table, eager.table)
+    gone = weakref.ref(streams[0])
+    del stream, streams
+    gc.collect()
+    assert gone() is None
