@@ -19,7 +19,8 @@ wait
 echo "data and caches: $(( $(date +%s) - start )) s"
 mkdir -p "$work/logs"
 # A line is "SIZE LABEL [stage0|stage1] ARGS": stage-0 lines run first, then the stage-1 ones, whose
-# "--host LABEL" names the host a stage-0 line made. Every job ends by the time box.
+# "--host LABEL" names the host a stage-0 line made, or a model directory (a path with a "/": a run
+# brought back, to train further). Every job ends by the time box.
 for wave in stage0 stage1; do
   while read -r size label rest; do
     stage=stage1
@@ -30,7 +31,9 @@ for wave in stage0 stage1; do
     ln -sfn "$work/data$size/frame-cache" "$work/$label/frame-cache"
     eval "set -- $rest"
     args=() ; while [ $# -gt 0 ]; do
-      if [ "$1" = --host ]; then args+=(--host "$work/$2/host"); shift 2; else args+=("$1"); shift; fi
+      if [ "$1" = --host ]; then
+        case $2 in */*) args+=(--host "$(realpath "$2")") ;; *) args+=(--host "$work/$2/host") ;; esac; shift 2
+      else args+=("$1"); shift; fi
     done
     left=$(( seconds - ($(date +%s) - start) ))
     timeout "$left" python benchmarks/motionqa_study.py "$stage" "$work/$label" "${args[@]}" \
@@ -53,10 +56,10 @@ for d in "$work"/*/results.jsonl; do
   sed "s/^{/{\"label\": \"$label\", /" "$d"
 done >"$OUT/results.jsonl"
 tar czf "$OUT/logs.tgz" -C "$work" logs
-for label in ${EXPORT:-}; do  # EXPORT="LABEL ...": those runs' stage-1 models as the built-in's files (bf16)
+for label in ${EXPORT:-}; do  # EXPORT="LABEL ...": those runs' stage-1 models as the built-in's files (bf16),
   [ -d "$work/$label/stage1/model" ] && python benchmarks/export_builtin.py "$work/$label/stage1/model" \
-    "$OUT/export/$label" >/dev/null 2>&1
-done
+    "$work/export/$label" >/dev/null 2>&1 && tar czf "$OUT/export-$label.tgz" -C "$work/export" "$label"
+done  # one archive each (a call brings back a few files only)
 python - "$OUT/results.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
