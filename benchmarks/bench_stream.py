@@ -71,10 +71,12 @@ def main():
     reducer = td.TokenDynamics(dim=a.dim, num_tokens=a.k).to(dev, torch.bfloat16).eval()
     text = torch.randn(1, TEXT_TOKENS, a.dim, device=dev, dtype=torch.bfloat16)
 
-    run_lm = _compiled_prefill(lm) if a.compile else (lambda e: lm(inputs_embeds=e, use_cache=True))
+    def eager_lm(embeds):
+        return lm(inputs_embeds=embeds, use_cache=True)
+    run_lm = _compiled_prefill(lm) if a.compile else eager_lm
 
-    def prefill(visual):
-        return run_lm(torch.cat([text[:, :TEXT_TOKENS // 2], visual, text[:, TEXT_TOKENS // 2:]], 1))
+    def prefill(visual, through=None):
+        return (through or run_lm)(torch.cat([text[:, :TEXT_TOKENS // 2], visual, text[:, TEXT_TOKENS // 2:]], 1))
 
     with torch.no_grad():
         updates = {}
@@ -82,13 +84,15 @@ def main():
             per_frame_update(frames[:4], a.k, dev, graphs)  # warm-up (kernels)
             updates[graphs], stream = per_frame_update(frames, a.k, dev, graphs)
         cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
+                 **({"full tokens, eager prefill": lambda: prefill(frames.reshape(1, -1, a.dim), eager_lm)}
+                    if a.compile else {}),
                  "offline Token Dynamics": lambda: prefill(reducer(frames).tokens),
                  "streamed Token Dynamics": lambda: prefill(reducer.from_table(stream.table()).tokens)}
         ttft = {}
         for name, run in cases.items():
             run()  # compiles (with --compile) outside the timing
             ttft[name] = median_time(run, dev, a.repeats)[0]
-    base = ttft["full tokens"]
+    base = min(t for name, t in ttft.items() if name.startswith("full tokens"))  # the faster full-token prefill
     rows = [dict(case=name, ttft_ms=1e3 * s, faster_than_full=base / s) for name, s in ttft.items()]
 
     def summary(times):  # frame 0 is clustered; frame 1 captures the stream's graph (with graphs)
@@ -107,7 +111,8 @@ def main():
              f"| CUDA graph per stream | {g['first']:.2f} | {g['second']:.2f} (captures) | {g['median']:.3f} | {g['max']:.3f} |",
              f"| eager | {e['first']:.2f} | {e['second']:.2f} | {e['median']:.3f} | {e['max']:.3f} |", "",
              f"The graph's update is {e['median'] / g['median']:.1f}x faster than the eager one (medians).", "",
-             "| case | question to first token (ms) | x faster than full tokens |", "|---|---|---|"]
+             "| case | question to first token (ms) | x faster than full tokens (the faster prefill of them) |",
+             "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
     write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else ""), result, "\n".join(lines) + "\n")
 
