@@ -6,7 +6,7 @@ import torch
 
 from tokendynamics.models import (CompressedLlavaOnevision, CompressedQwen2_5_VL, VideoRows, build_llava_onevision,
                                   build_qwen2_5_vl, from_pretrained, multiple_choice)
-from tokendynamics.models.qwen import _mean_offsets
+from tokendynamics.models.qwen import RowCells
 
 QUESTION, OPTIONS = "What colour is the circle?", ["red", "blue", "green", "white", "cyan"]
 CORPUS = [multiple_choice(QUESTION, OPTIONS), "Which object moves? red circle blue square"] * 4
@@ -199,7 +199,7 @@ def test_qwen_row_positions_follow_the_stated_rule(qwen):
     cells = torch.tensor([(t * interval, h, w) for t in range(2) for h in range(2) for w in range(3)]).T
     assert torch.equal(offsets, cells.long()) and advance == 3  # the host's rule: max(h, w) past the start
     key = torch.tensor([0, 0, 1, 1, 1, 2] * 2).view(2, 2, 3)  # row 0: two cells a frame, ...
-    assert _mean_offsets(key, offsets, 3)[:, 0].tolist() == [round(interval / 2), 0, 0]
+    assert RowCells(key.reshape(-1), 3).gather(offsets.double()).round().long()[:, 0].tolist() == [round(interval / 2), 0, 0]
     pruned = _load(qwen, reducer="random_prune", num_tokens=4)
     (video,) = _videos(4)
     tokens = pruned.video_features([video])[0].reshape(-1, 64)

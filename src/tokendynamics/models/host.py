@@ -223,11 +223,11 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         visual = self.video_tokens(videos) if visual is None else visual
         if len(visual) != len(texts) or (targets is not None and len(targets) != len(texts)):
             raise ValueError(f"videos ({len(visual)}), texts ({len(texts)}) and targets must pair up")
-        pieces = []  # per sample: text ids before the video, visual row count, ids after, answer ids
+        pieces = []  # per sample: the prompt's parts (the answer ids end the last), the answer ids
         for i, (vid, text) in enumerate(zip(visual, texts)):
-            before, after = self.chat_parts(text)
             target = [] if targets is None else self._ids(targets[i] + self.tokenizer.eos_token)
-            pieces.append((self._ids(before), len(vid), self._ids(after) + target, target))
+            parts = self.prompt_parts(text, vid)
+            pieces.append((parts[:-1] + [parts[-1] + target], target))
         plan = _layout(pieces)
         ids, is_visual, mask, labels = (t.to(self.device, non_blocking=True) for t in plan)
         embeds = self.host.get_input_embeddings()(ids)
@@ -238,9 +238,20 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
             out["labels"] = labels
         return out, is_visual
 
+    def prompt_parts(self, text: str, visual) -> list:
+        """One sample's prompt in order: text ids (lists) and counts of visual rows (ints), the video's rows
+        taken in order; it ends with text. By default the chat prompt around one run of all the rows."""
+        before, after = self.chat_parts(text)
+        return [self._ids(before), len(visual), self._ids(after)]
+
+    def run_host(self, **inputs):
+        """The host's forward on what :meth:`build_inputs` gave (and any further host arguments)."""
+        return self.host(**inputs)
+
     def position_ids(self, pieces, visual, mask: torch.Tensor) -> torch.Tensor:
-        """The LLM's positions of the left-padded layout (``pieces``, ``visual`` as :meth:`_inputs` has
-        them): ``[B, L]``, counted from each sample's first token."""
+        """The LLM's positions of the left-padded layout (``pieces``: per sample its prompt parts and
+        answer ids, ``visual`` as :meth:`_inputs` has them): ``[B, L]``, counted from each sample's first
+        token."""
         return (mask.cumsum(1) - 1).clamp_min(0)
 
     def _ids(self, text: str) -> list[int]:
@@ -250,7 +261,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
 
     def forward(self, videos, texts, targets=None):
         """The host's output (``logits``; ``loss`` where ``targets`` are given) for videos and user texts."""
-        return self.host(**self.build_inputs(videos, texts, targets))
+        return self.run_host(**self.build_inputs(videos, texts, targets))
 
     def training_loss(self, videos, questions, options, answers, target: str = "letter") -> torch.Tensor:
         """Loss of answering each multiple-choice question (see :func:`~.prompts.training_pairs`)."""
@@ -272,7 +283,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         video, and whether greedy decoding would produce it (``visual``: see :meth:`build_inputs`)."""
         inputs = self.build_inputs(videos, texts, continuations, visual)
         labels = inputs.pop("labels")
-        logits = self.host(**inputs).logits[:, :-1].float()
+        logits = self.run_host(**inputs).logits[:, :-1].float()
         target = labels[:, 1:]
         keep = target != IGNORE
         eos = torch.zeros_like(keep)  # the end-of-turn token closes every target; score the answer alone
@@ -293,7 +304,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         previous = self.host.config._attn_implementation
         self.host.set_attn_implementation("eager")
         try:
-            attentions = self.host(**inputs, output_attentions=True).attentions
+            attentions = self.run_host(**inputs, output_attentions=True).attentions
         finally:
             self.host.set_attn_implementation(previous)
         mean = torch.stack(attentions).float().mean((0, 2))  # [B, L, L] over layers and heads
@@ -323,7 +334,7 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         visual = self.video_tokens(videos) if visual is None else visual  # once per video, any mode
         counts = [len(v) for v in visual]
         if mode == "letter":
-            logits = self.host(**self.build_inputs(None, texts, visual=visual)).logits[:, -1].float().cpu()
+            logits = self.run_host(**self.build_inputs(None, texts, visual=visual)).logits[:, -1].float().cpu()
             for i, o in enumerate(options):
                 scores[i, :len(o)] = logits[i, self.letter_ids[:len(o)]]
             return Choices(scores.argmax(1).tolist(), scores, counts)
@@ -345,14 +356,25 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
 
 @dataclass
 class VideoRows:
-    """What the LLM reads of a video on a host with multimodal rotary positions: ``rows`` ``[n, D]``,
-    ``offsets`` ``[3, n]`` (each row's temporal, height and width position, counted from the video's first
-    position) and ``advance`` (how far the positions move on past the video: where the text after it
-    starts). ``len()`` is the row count, as for a plain ``[n, D]`` tensor."""
+    """What the LLM reads of a video on a host with multimodal rotary positions: ``rows`` ``[n, D]`` in one
+    or more spans (``spans``: rows per span, in order; one span of every row by default), ``offsets``
+    ``[3, n]`` (each row's temporal, height and width position, counted from its span's first position) and
+    ``advances`` (per span, how far the positions move on past it: where what follows starts). A host may
+    add per span the seconds it stands at (``times``) and per extra feature level the rows' features
+    (``deepstack``: ``[n, D]`` each). ``len()`` is the row count, as for a plain ``[n, D]`` tensor."""
 
     rows: torch.Tensor
     offsets: torch.Tensor
-    advance: int
+    advances: tuple[int, ...]
+    spans: tuple[int, ...] = ()
+    times: tuple[float, ...] = ()
+    deepstack: tuple[torch.Tensor, ...] = ()
+
+    def __post_init__(self):
+        self.spans = tuple(self.spans) or (len(self.rows),)
+        self.advances = tuple(self.advances)
+        if sum(self.spans) != len(self.rows) or len(self.advances) != len(self.spans):
+            raise ValueError(f"spans {self.spans} and advances {self.advances} must cover the {len(self.rows)} rows")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -396,20 +418,25 @@ def _valid(rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
 def _layout(pieces) -> tuple[torch.Tensor, ...]:
     """Left-padded layout of a batch on the CPU, built once so that the device gets four copies instead of
-    per-sample pieces. pieces: per sample ``(pre ids, n visual rows, post ids, answer ids)`` (the answer ids
-    end ``post``). -> ``ids [B, L]`` (0 at visual and padding positions), ``is_visual [B, L]``,
-    ``attention_mask [B, L]``, ``labels [B, L]`` (the answer ids, ``IGNORE`` elsewhere)."""
-    lengths = [len(pre) + n + len(post) for pre, n, post, _ in pieces]
+    per-sample pieces. pieces: per sample ``(parts, answer ids)``, ``parts`` the prompt in order, text ids
+    (lists) and counts of visual rows (ints), the answer ids ending the last. -> ``ids [B, L]`` (0 at
+    visual and padding positions), ``is_visual [B, L]``, ``attention_mask [B, L]``, ``labels [B, L]`` (the
+    answer ids, ``IGNORE`` elsewhere)."""
+    lengths = [sum(p if isinstance(p, int) else len(p) for p in parts) for parts, _ in pieces]
     b, length = len(pieces), max(lengths)
     ids = torch.zeros(b, length, dtype=torch.long)
     is_visual = torch.zeros(b, length, dtype=torch.bool)
     mask = torch.zeros(b, length, dtype=torch.long)
     labels = torch.full((b, length), IGNORE, dtype=torch.long)
-    for i, ((pre, n, post, target), size) in enumerate(zip(pieces, lengths)):
-        start = length - size
-        ids[i, start:start + len(pre)] = torch.tensor(pre, dtype=torch.long)
-        is_visual[i, start + len(pre):start + len(pre) + n] = True
-        ids[i, length - len(post):] = torch.tensor(post, dtype=torch.long)
-        mask[i, start:] = 1
+    for i, ((parts, target), size) in enumerate(zip(pieces, lengths)):
+        at = length - size
+        mask[i, at:] = 1
+        for part in parts:
+            if isinstance(part, int):
+                is_visual[i, at:at + part] = True
+                at += part
+            else:
+                ids[i, at:at + len(part)] = torch.tensor(part, dtype=torch.long)
+                at += len(part)
         labels[i, length - len(target):] = torch.tensor(target, dtype=torch.long)
     return tuple(t.pin_memory() if torch.cuda.is_available() else t for t in (ids, is_visual, mask, labels))

@@ -18,6 +18,7 @@ the sample's largest, as the host's ``rope_deltas`` make it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -93,9 +94,9 @@ class CompressedQwen2_5_VL(VideoLLM):
         """The reducer's valid rows with their positions (:class:`~.host.VideoRows`), by the rule in the
         module docstring: from the key map where the rows came with one, else from the video's tokens."""
         if tokens is None and key is None:
-            raise ValueError("Qwen2.5-VL places its rows by the video's tokens or key map: give one")
+            raise ValueError(f"{type(self).__name__} places its rows by the video's tokens or key map: give one")
         offsets, advance = self.cell_offsets(*(tokens if key is None else key).shape[:3])
-        return VideoRows(rows, self._row_offsets(rows, tokens, key, offsets), advance)
+        return VideoRows(rows, self.row_cells(rows, tokens, key).gather(offsets.double()).round().long(), (advance,))
 
     def cell_offsets(self, t: int, h: int, w: int) -> tuple[torch.Tensor, int]:
         """The host's positions for a full video of ``t x h x w`` merged tokens, from its first position:
@@ -113,31 +114,36 @@ class CompressedQwen2_5_VL(VideoLLM):
             self._offsets[key] = positions[:, 0, :n].long().cpu(), int(positions[0, 0, n])
         return self._offsets[key]
 
-    def _row_offsets(self, rows, tokens, key, offsets) -> torch.Tensor:
-        """``[3, n]`` positions of the rows (the rule in the module docstring)."""
+    def row_cells(self, rows: torch.Tensor, tokens: torch.Tensor | None, key: torch.Tensor | None) -> "RowCells":
+        """Which of the video's cells each row stands for (the rule in the module docstring)."""
         if self.reducer.name == "full":
-            return offsets
+            return RowCells(torch.arange(len(rows)), None)
         if key is not None:
-            return _mean_offsets(key, offsets, len(rows))
+            return RowCells(key.reshape(-1).cpu(), len(rows))
         cells = tokens.reshape(-1, tokens.shape[-1]).float()
-        nearest = torch.cdist(rows.detach().float()[None], cells[None])[0].argmin(1).cpu()
-        return offsets[:, nearest]
+        return RowCells(torch.cdist(rows.detach().float()[None], cells[None])[0].argmin(1).cpu(), None)
 
     # ------------------------------------------------------------------ inputs and generation
 
     def position_ids(self, pieces, visual, mask: torch.Tensor) -> torch.Tensor:
-        """``[3, B, L]``: each sample's text from 0, its rows at ``len(text before) + offsets``, the text
-        after from ``len(text before) + advance``; padding at 0."""
+        """``[3, B, L]``: through each sample's prompt parts, a text part counts on from where the last part
+        left off, a span of rows sits at that point plus its rows' offsets and moves it on by the span's
+        advance; padding at 0."""
         if not all(isinstance(v, VideoRows) for v in visual):
-            raise ValueError("Qwen2.5-VL needs each video's rows with their positions: pass visual= what "
-                             "video_tokens or stream_tokens gave")
+            raise ValueError(f"{type(self).__name__} needs each video's rows with their positions: pass visual= "
+                             "what video_tokens or stream_tokens gave")
         out = torch.zeros(3, *mask.shape, dtype=torch.long)
-        length = mask.shape[1]
-        for b, ((pre, n, post, _), vid) in enumerate(zip(pieces, visual)):
-            start = length - len(pre) - n - len(post)
-            text_after = len(pre) + vid.advance + torch.arange(len(post))
-            out[:, b, start:] = torch.cat([torch.arange(len(pre)).expand(3, -1), len(pre) + vid.offsets.cpu(),
-                                           text_after.expand(3, -1)], 1)
+        for b, ((parts, _), vid) in enumerate(zip(pieces, visual)):
+            placed, at, span, first = [], 0, 0, 0
+            for part in parts:
+                if isinstance(part, int):
+                    placed.append(at + vid.offsets[:, first:first + part].cpu())
+                    at, span, first = at + vid.advances[span], span + 1, first + part
+                else:
+                    placed.append(at + torch.arange(len(part)).expand(3, -1))
+                    at += len(part)
+            seq = torch.cat(placed, 1)
+            out[:, b, mask.shape[1] - seq.shape[1]:] = seq
         return out.to(mask.device)
 
     @torch.no_grad()
@@ -146,12 +152,12 @@ class CompressedQwen2_5_VL(VideoLLM):
         from transformers import DynamicCache
 
         if kwargs:
-            raise ValueError(f"Qwen2.5-VL's generate takes no options beyond max_new_tokens, got {sorted(kwargs)}")
+            raise ValueError(f"{type(self).__name__}.generate takes no options beyond max_new_tokens, got {sorted(kwargs)}")
         inputs = self.build_inputs(videos, texts, visual=visual)
         mask, positions = inputs["attention_mask"], inputs["position_ids"]
         step = positions.amax((0, 2)) + 1  # [B] the next token's position
         cache = DynamicCache(config=self.host.config)
-        logits = self.host(**inputs, use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
+        logits = self.run_host(**inputs, use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         done = torch.zeros(len(mask), dtype=torch.bool, device=mask.device)
         answer = []
@@ -169,11 +175,19 @@ class CompressedQwen2_5_VL(VideoLLM):
         return self.tokenizer.batch_decode(torch.stack(answer, 1), skip_special_tokens=True)
 
 
-def _mean_offsets(key: torch.Tensor, offsets: torch.Tensor, n: int) -> torch.Tensor:
-    """``[3, n]``: per row the rounded mean of the positions ``offsets [3, cells]`` of the cells whose key
-    ``key`` (``[T, h, w]``, values in ``[0, n)``) names it."""
-    flat = key.reshape(-1).cpu()
-    sums = torch.zeros(3, n, dtype=torch.float64).index_add_(1, flat, offsets.double())
-    counts = torch.bincount(flat, minlength=n)[:n].clamp_min(1)
-    return (sums / counts).round().long()
+@dataclass
+class RowCells:
+    """Which cells of a video each of its rows stands for: ``index`` ``[cells]`` the row of every cell (a
+    key map, ``rows`` given) or ``[rows]`` the one cell of every row (``rows`` None)."""
 
+    index: torch.Tensor
+    rows: int | None
+
+    def gather(self, values: torch.Tensor) -> torch.Tensor:
+        """Per row, from ``values`` ``[C, cells]``: the mean over its cells, or its cell's -> ``[C, rows]``."""
+        if self.rows is None:
+            return values[:, self.index]
+        sums = torch.zeros(len(values), self.rows, dtype=values.dtype, device=values.device)
+        sums.index_add_(1, self.index.to(values.device), values)
+        counts = torch.bincount(self.index, minlength=self.rows)[:self.rows].clamp_min(1)
+        return sums / counts.to(values.device, values.dtype)

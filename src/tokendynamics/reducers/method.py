@@ -24,7 +24,7 @@ def hash_table(tokens: torch.Tensor, num_tokens: int | None = None, **hash_kwarg
     return CompactVideo(table_rows(x, h, x.dtype), h.mask, h)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def _untrained(settings: tuple, device: torch.device, dtype: torch.dtype) -> TokenDynamics:
     """An untrained module per (settings, device, dtype), built once."""
     return TokenDynamics(TokenDynamicsConfig(**dict(settings))).to(device, dtype).eval()
