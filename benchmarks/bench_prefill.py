@@ -1,13 +1,16 @@
 """What compression buys end to end on a GPU: vision tower, reduction, LLM prefill, time to first token,
-decoding speed and peak memory of LLaVA-OneVision and Qwen2.5-VL with full video tokens and with each
-reducer.
+decoding speed and peak memory of LLaVA-OneVision, Qwen2.5-VL and Qwen3-VL with full video tokens and with
+each reducer.
 
-    python benchmarks/bench_prefill.py [--hosts 0.5b 7b qwen2.5-vl-7b] [--frames 8 32 64] [--ks 8 32] [--batch 1]
+    python benchmarks/bench_prefill.py [--hosts 0.5b 7b qwen2.5-vl-7b qwen3-vl-8b] [--frames 8 32 64] [--ks 8 32]
+        [--batch 1] [--compile] [--compile-vision] [--device cpu --layers 2]
 
 The hosts are LLaVA-OneVision's published shapes (SigLIP-so400m tower, 26 layers at 384 px, pooled to
-14 x 14 tokens per frame; Qwen2-0.5B or Qwen2-7B) and Qwen2.5-VL-7B's (its window-attention ViT on 448 px
-frames, temporal patches of 2 frames merged to 16 x 16 tokens; the Qwen2-7B LM) with random bf16 weights: the timings are those of the
-trained models, and nothing is downloaded. The prompt is 60 text tokens around the video. Times are
+14 x 14 tokens per frame; Qwen2-0.5B or Qwen2-7B), Qwen2.5-VL-7B's (its window-attention ViT on 448 px
+frames, temporal patches of 2 frames merged to 16 x 16 tokens; the Qwen2-7B LM) and Qwen3-VL-8B's (its ViT
+on 512 px frames, also 16 x 16 merged tokens a temporal patch, DeepStack features from three of its layers;
+the Qwen3-8B LM, whose prefill is timed without adding those features, a cost of three additions) with
+random bf16 weights: the timings are those of the trained models, and nothing is downloaded. The prompt is 60 text tokens around the video. Times are
 medians over repeats after a warm-up, synchronised; each figure is also given as a ratio to full tokens
 measured in the same process. Prefill cost is counted by formula in multiply-adds (MACs): ``2 P_lm n``
 for the weights (P_lm without embeddings) plus ``2 L n^2 d`` for attention scores and values.
@@ -36,15 +39,31 @@ QWEN2 = {
 }
 
 
-# Qwen2.5-VL-7B-Instruct's published shapes (its ViT with window attention, 2x2 merge, temporal patches of 2)
-QWEN2_5_VL = {"qwen2.5-vl-7b": dict(
-    vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584, patch_size=14,
-                spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31],
-                tokens_per_second=2),
-    text=dict(QWEN2["7b"], max_position_embeddings=128000,
-              rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24])))}
-HOSTS = [*QWEN2, *QWEN2_5_VL]
-QWEN_SIDE = 448  # Qwen2.5-VL's video frames at its default max_pixels (768 x 28 x 28): 16 x 16 tokens a patch
+# The Qwen hosts' published shapes (Qwen2.5-VL-7B-Instruct: its ViT with window attention; Qwen3-VL-8B-Instruct:
+# DeepStack features from three tower layers, interleaved M-RoPE; both 2x2 merge, temporal patches of 2) and
+# the frame side each reads here: 16 x 16 merged tokens a temporal patch for both (Qwen2.5-VL's default
+# budget per frame; Qwen3-VL's default budget is over the whole video, which at 64 frames would leave a few
+# tokens a frame, so the same 16 x 16 is taken to compare the two).
+QWEN_VL = {
+    "qwen2.5-vl-7b": dict(
+        model="Qwen2_5_VL", side=448,
+        vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
+        text=dict(QWEN2["7b"], max_position_embeddings=128000,
+                  rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24]))),
+    "qwen3-vl-8b": dict(
+        model="Qwen3VL", side=512,
+        vision=dict(depth=27, hidden_size=1152, intermediate_size=4304, num_heads=16, out_hidden_size=4096,
+                    patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
+                    deepstack_visual_indexes=[8, 16, 24]),
+        text=dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                  num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=False,
+                  max_position_embeddings=262144,
+                  rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=[24, 20, 20],
+                                       mrope_interleaved=True))),
+}
+HOSTS = [*QWEN2, *QWEN_VL]
 
 
 def _random_bf16(make, device):
@@ -58,27 +77,38 @@ def _random_bf16(make, device):
             torch.set_default_dtype(previous)
 
 
-def build_host(size: str, device="cuda"):
-    """A host of the published shapes (LLaVA-OneVision 0.5b / 7b, Qwen2.5-VL-7B) with random bf16 weights."""
+def build_host(size: str, device="cuda", layers: int | None = None):
+    """A host of the published shapes (LLaVA-OneVision 0.5b / 7b, Qwen2.5-VL-7B, Qwen3-VL-8B) with random
+    bf16 weights; ``layers``: at most that many LM and tower layers (a CPU check of the code path)."""
     import transformers
 
-    if size in QWEN2_5_VL:
-        config = transformers.Qwen2_5_VLConfig(vision_config=QWEN2_5_VL[size]["vision"],
-                                               text_config=QWEN2_5_VL[size]["text"])
-        return _random_bf16(lambda: transformers.Qwen2_5_VLForConditionalGeneration(config), device)
+    if size in QWEN_VL:
+        shape = QWEN_VL[size]
+        vision, text = dict(shape["vision"]), dict(shape["text"])
+        if layers:
+            vision["depth"], text["num_hidden_layers"] = min(layers, vision["depth"]), min(layers, text["num_hidden_layers"])
+            for name in ("fullatt_block_indexes", "deepstack_visual_indexes"):
+                if name in vision:
+                    vision[name] = [i for i in vision[name] if i < vision["depth"]] or [0]
+        config = getattr(transformers, f"{shape['model']}Config")(vision_config=vision, text_config=text)
+        return _random_bf16(lambda: getattr(transformers, f"{shape['model']}ForConditionalGeneration")(config), device)
     text = transformers.Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, **QWEN2[size])
+    if layers:
+        text.num_hidden_layers = min(layers, text.num_hidden_layers)
     config = transformers.LlavaOnevisionConfig(text_config=text, vision_feature_layer=-1,
                                                vision_feature_select_strategy="full")
+    if layers:
+        config.vision_config.num_hidden_layers = min(layers, config.vision_config.num_hidden_layers)
     return _random_bf16(lambda: transformers.LlavaOnevisionForConditionalGeneration(config), device)
 
 
-def video_features(host, batch: int, frames: int, device):
+def video_features(host, batch: int, frames: int, device, side: int | None = None):
     """``(callable giving the tokens [B, T', h, w, D] of random pixels, the grid)`` through the host's own
-    vision path: LLaVA-OneVision's 384 px frames pooled to 14 x 14; Qwen2.5-VL's 448 px frames in temporal
-    patches of 2, merged to 16 x 16."""
+    vision path: LLaVA-OneVision's 384 px frames pooled to 14 x 14; a Qwen host's frames of ``side`` pixels
+    in temporal patches of 2, merged 2 x 2."""
     cfg = host.config.vision_config
-    if hasattr(cfg, "temporal_patch_size"):  # Qwen2.5-VL: flat patches and their grid
-        t, side = frames // cfg.temporal_patch_size, QWEN_SIDE // cfg.patch_size
+    if hasattr(cfg, "temporal_patch_size"):  # the Qwen hosts: flat patches and their grid
+        t, side = frames // cfg.temporal_patch_size, side // cfg.patch_size
         dim = 3 * cfg.temporal_patch_size * cfg.patch_size ** 2
         patches = torch.randn(batch * t * side * side, dim, device=device, dtype=torch.bfloat16)
         grid = torch.tensor([[t, side, side]] * batch, device=device)
@@ -104,10 +134,10 @@ def prefill_macs(cfg, n: int) -> float:
 
 
 def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=False, compile_vision=False,
-             device="cuda"):
+             device="cuda", layers=None):
     dev = torch.device(device)
-    host = build_host(size, dev)
-    tower = "visual" if size in QWEN2_5_VL else "vision_tower"
+    host = build_host(size, dev, layers)
+    tower = "visual" if size in QWEN_VL else "vision_tower"
     if compile_vision:  # both the full and the reduced runs read the compiled tower's features
         setattr(host.model, tower, torch.compile(getattr(host.model, tower), dynamic=False))
     cfg = host.config
@@ -117,7 +147,8 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
     for frames in frames_list:
         _reset_peak(dev)
         with torch.no_grad():
-            t_vision, grid = median_time(video_features(host, batch, frames, dev), dev, repeats)
+            t_vision, grid = median_time(video_features(host, batch, frames, dev, QWEN_VL.get(size, {}).get("side")),
+                                         dev, repeats)
         text = torch.randn(batch, TEXT_TOKENS, cfg.text_config.hidden_size, device=dev, dtype=torch.bfloat16)
         cases = [("full", None)] + [(r, k) for k in ks for r in reducers]
         base = None
@@ -212,12 +243,13 @@ def main():
     p.add_argument("--compile", action="store_true", help="prefill through torch.compile (CUDA graphs)")
     p.add_argument("--compile-vision", action="store_true", help="the vision tower through torch.compile too")
     p.add_argument("--device", default="cuda", help="cpu: a check of the code path (no memory figures)")
+    p.add_argument("--layers", type=int, help="at most this many LM and tower layers (a check of the code path)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     rows = []
     for size in a.hosts:
         rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile,
-                         a.compile_vision, a.device)
+                         a.compile_vision, a.device, a.layers)
         gc.collect()  # the host goes before the next one is built
         if a.device == "cuda":
             torch.cuda.empty_cache()

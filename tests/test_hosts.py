@@ -1,16 +1,18 @@
 """The suite every host passes (tiny random models of each, built from config, saved and loaded from
-disk), then what is particular to Qwen2.5-VL: its vision path, its 3D positions, its own greedy loop."""
+disk), then what is particular to the Qwen hosts: their vision path, their 3D positions, their own greedy
+loop, and Qwen3-VL's timestamps and DeepStack features."""
 
 import pytest
 import torch
 
-from tokendynamics.models import (CompressedLlavaOnevision, CompressedQwen2_5_VL, VideoRows, build_llava_onevision,
-                                  build_qwen2_5_vl, from_pretrained, multiple_choice)
+from tokendynamics.models import (HOSTS, CompressedQwen3VL, VideoRows, build_llava_onevision,
+                                  build_qwen2_5_vl, build_qwen3_vl, from_pretrained, multiple_choice)
 from tokendynamics.models.qwen import RowCells
 
 QUESTION, OPTIONS = "What colour is the circle?", ["red", "blue", "green", "white", "cyan"]
 CORPUS = [multiple_choice(QUESTION, OPTIONS), "Which object moves? red circle blue square"] * 4
-BUILDERS = {"llava_onevision": build_llava_onevision, "qwen2_5_vl": build_qwen2_5_vl}
+BUILDERS = {"llava_onevision": build_llava_onevision, "qwen2_5_vl": build_qwen2_5_vl, "qwen3_vl": build_qwen3_vl}
+QWEN = ("qwen2_5_vl", "qwen3_vl")
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
@@ -18,9 +20,19 @@ def tiny(request, tmp_path_factory):
     return BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "host", CORPUS, seed=0)
 
 
+@pytest.fixture(scope="module", params=QWEN)
+def qwen(request, tmp_path_factory):
+    return BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "host", CORPUS, seed=0)
+
+
 @pytest.fixture(scope="module")
-def qwen(tmp_path_factory):
-    return build_qwen2_5_vl(tmp_path_factory.mktemp("qwen") / "host", CORPUS, seed=0)
+def qwen25(tmp_path_factory):
+    return build_qwen2_5_vl(tmp_path_factory.mktemp("qwen25") / "host", CORPUS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):
+    return build_qwen3_vl(tmp_path_factory.mktemp("qwen3") / "host", CORPUS, seed=0)
 
 
 def _videos(*frames, seed=0, size=(56, 84)):
@@ -33,9 +45,11 @@ def _load(path, **kw):
     return from_pretrained(path, **kw).eval()
 
 
-def test_the_loader_picks_each_host(tiny, qwen):
-    assert type(_load(tiny, reducer="full")) in (CompressedLlavaOnevision, CompressedQwen2_5_VL)
-    assert type(_load(qwen, reducer="full")) is CompressedQwen2_5_VL
+def test_the_loader_picks_each_host(tiny):
+    from tokendynamics.models.host import model_type
+
+    assert type(_load(tiny, reducer="full")) is HOSTS[model_type(tiny)]
+    assert {host.__name__ for host in HOSTS.values()} >= {"CompressedQwen2_5_VL", "CompressedQwen3VL"}
 
 
 def test_generate_returns_text_and_choices_are_valid(tiny):
@@ -150,9 +164,14 @@ def test_lmms_eval_entry_answers_requests(tiny, tmp_path):
 # ---------------------------------------------------------------------- Qwen2.5-VL
 
 
-def _processor_prompt(model, text, grid):
-    """The prompt the official processor makes: the ``<|video_pad|>`` run of a video of ``grid`` patches."""
+def _processor_prompt(model, text, grid, frames):
+    """The prompt the official processor makes for a video of ``frames`` frames, ``grid`` patches: one
+    ``<|video_pad|>`` run (Qwen2.5-VL), or a timestamped run per temporal patch (Qwen3-VL)."""
     before, after = model.chat_parts(text)
+    if isinstance(model, CompressedQwen3VL):
+        per_patch = "<|video_pad|>" * (grid[1] * grid[2] // 4)
+        return before + "".join(f"<{t:.1f} seconds><|vision_start|>{per_patch}<|vision_end|>"
+                                for t in model.times(frames)) + after
     return before + "<|video_pad|>" * (grid[0] * grid[1] * grid[2] // 4) + after
 
 
@@ -164,7 +183,7 @@ def _kinds(model, ids):
 def _reference_logits(model, videos, texts):
     """The unwrapped host on the processor's inputs: the ``<|video_pad|>`` run, flat patches, grids."""
     patches = [model.transform(v) for v in videos]
-    prompts = [_processor_prompt(model, text, grid) for text, (_, grid) in zip(texts, patches)]
+    prompts = [_processor_prompt(model, text, grid, len(v)) for text, (_, grid), v in zip(texts, patches, videos)]
     enc = model.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     kinds = _kinds(model, enc.input_ids)
     logits = model.host(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
@@ -183,24 +202,27 @@ def test_qwen_full_tokens_give_the_unwrapped_models_logits(qwen):
 
 def test_qwen_k_rows_replace_the_video_pad_run(qwen):
     model = _load(qwen, reducer="token_dynamics", num_tokens=3)
-    (video,) = _videos(5)  # an odd count: the last frame repeats to fill the temporal patch
+    (video,) = _videos(5, size=(64, 96))  # an odd count: the last frame repeats to fill the temporal patch
     inputs = model.build_inputs([video], [QUESTION])
-    before, after = model.chat_parts(QUESTION)
-    assert inputs["inputs_embeds"].shape[1] == len(model._ids(before)) + 3 + len(model._ids(after))
+    (rows,) = model.video_tokens([video])
+    parts = model.prompt_parts(QUESTION, rows)
+    assert sum(p for p in parts if isinstance(p, int)) == 3  # the K rows, in one span or one per patch
+    assert inputs["inputs_embeds"].shape[1] == sum(p if isinstance(p, int) else len(p) for p in parts)
     assert inputs["position_ids"].shape == (3, 1, inputs["inputs_embeds"].shape[1])
-    assert model.full_tokens(5, 56, 84) == 3 * 2 * 3
-    assert model.video_features([video])[0].shape == (3, 2, 3, model.host.config.text_config.hidden_size)
+    t, h, w = model.transform.token_grid(5, 64, 96)
+    assert t == 3 and model.full_tokens(5, 64, 96) == t * h * w
+    assert model.video_features([video])[0].shape == (t, h, w, model.host.config.text_config.hidden_size)
 
 
-def test_qwen_row_positions_follow_the_stated_rule(qwen):
-    model = _load(qwen, reducer="full")
+def test_qwen_row_positions_follow_the_stated_rule(qwen25):
+    model = _load(qwen25, reducer="full")
     offsets, advance = model.cell_offsets(2, 2, 3)
     interval = model.host.config.vision_config.tokens_per_second * model.transform.temporal_patch_size / model.fps
     cells = torch.tensor([(t * interval, h, w) for t in range(2) for h in range(2) for w in range(3)]).T
     assert torch.equal(offsets, cells.long()) and advance == 3  # the host's rule: max(h, w) past the start
     key = torch.tensor([0, 0, 1, 1, 1, 2] * 2).view(2, 2, 3)  # row 0: two cells a frame, ...
     assert RowCells(key.reshape(-1), 3).gather(offsets.double()).round().long()[:, 0].tolist() == [round(interval / 2), 0, 0]
-    pruned = _load(qwen, reducer="random_prune", num_tokens=4)
+    pruned = _load(qwen25, reducer="random_prune", num_tokens=4)
     (video,) = _videos(4)
     tokens = pruned.video_features([video])[0].reshape(-1, 64)
     (rows,) = pruned.video_tokens([video])
@@ -212,7 +234,7 @@ def test_qwen_generate_matches_the_hosts_greedy_decoding_with_full_tokens(qwen):
     model = _load(qwen, reducer="full")
     (video,) = _videos(4, seed=3)
     patches, grid = model.transform(video)
-    ids = torch.tensor([model._ids(_processor_prompt(model, QUESTION, grid))])
+    ids = torch.tensor([model._ids(_processor_prompt(model, QUESTION, grid, len(video)))])
     kinds = _kinds(model, ids)
     ref = model.host.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values_videos=patches,
                               video_grid_thw=torch.tensor([grid]), mm_token_type_ids=kinds, max_new_tokens=6,
@@ -222,8 +244,8 @@ def test_qwen_generate_matches_the_hosts_greedy_decoding_with_full_tokens(qwen):
     assert model.generate([video], [QUESTION], max_new_tokens=6) == [expected]
 
 
-def test_qwen_answers_from_a_stream(qwen):
-    model = _load(qwen, reducer="token_dynamics", num_tokens=3)
+def test_qwen_answers_from_a_stream(qwen25):
+    model = _load(qwen25, reducer="token_dynamics", num_tokens=3)
     (video,) = _videos(6, seed=4)
     stream = model.new_stream()
     for start in range(0, 6, 2):
@@ -257,14 +279,14 @@ def test_qwen_trains_and_evaluates_end_to_end(qwen, tmp_path):
     assert report["visual_tokens"]["full_mean"] == 2 * 2 * 2  # 4 frames of 64 px: 2 temporal patches of 2 x 2
 
 
-def test_qwen_patches_equal_the_official_video_processor(qwen):
+def test_qwen_patches_equal_the_official_video_processor(qwen25):
     pytest.importorskip("torchvision")  # the official processor needs it (installed on the GPU machine)
     from transformers import AutoVideoProcessor
 
     from tokendynamics.data.motionqa import MotionQAConfig, make_video
 
-    model = _load(qwen, reducer="full")
-    official = AutoVideoProcessor.from_pretrained(qwen)
+    model = _load(qwen25, reducer="full")
+    official = AutoVideoProcessor.from_pretrained(qwen25)
     level = 1 / 255 / min(model.transform.std)  # one grey level, normalised
     for frames, index in ((4, 3), (5, 7)):  # 112 px frames resized to 84: bicubic, antialiased
         video = torch.from_numpy(make_video(index, MotionQAConfig(num_frames=16, size=112, arrays=True,
@@ -274,5 +296,63 @@ def test_qwen_patches_equal_the_official_video_processor(qwen):
         assert got["video_grid_thw"][0].tolist() == list(grid)
         # torchvision's 8-bit kernel rounds otherwise than its float one (which this transform equals):
         # a few grey levels at a handful of pixels
+        diff = (patches - got["pixel_values_videos"]).abs()
+        assert diff.max() <= 5 * level and (diff > 1.01 * level).float().mean() < 1e-3
+
+
+# ---------------------------------------------------------------------- Qwen3-VL
+
+
+def test_qwen3_rows_sit_in_their_temporal_patches_spans_with_their_deepstack_features(qwen3):
+    model = _load(qwen3, reducer="token_dynamics", num_tokens=4)
+    (video,) = _videos(6, size=(64, 96), seed=5)
+    (rows,) = model.video_tokens([video])
+    assert sum(rows.spans) == 4 and len(rows.spans) == len(rows.times) == len(rows.advances)
+    assert list(rows.times) == sorted(rows.times) and set(rows.times) <= set(model.times(6))
+    assert model.times(6) == [0.25, 1.25, 2.25] and model.times(5)[-1] == 2.0  # the last frame fills its patch
+    levels = len(model.host.config.vision_config.deepstack_visual_indexes)
+    assert len(rows.deepstack) == levels and all(d.shape == rows.rows.shape for d in rows.deepstack)
+    text = model.tokenizer.decode([i for p in model.prompt_parts(QUESTION, rows) if not isinstance(p, int)
+                                   for i in p])
+    assert text.count("seconds><|vision_start|>") == len(rows.spans) and text.count("<|vision_end|>") == len(rows.spans) + 1
+    full = _load(qwen3, reducer="full")
+    (cells,) = full.video_tokens([video])  # full tokens: every patch its span, the host's own features
+    feats, deep = full._vision([video])
+    assert cells.spans == (6, 6, 6) and torch.equal(cells.deepstack[0], deep[0][0].reshape(-1, deep[0][0].shape[-1]))
+
+
+def test_qwen3_without_its_deepstack_features_is_another_model(qwen3):
+    """The host's DeepStack features reach the LLM (else the full-token logits would not equal the host's)."""
+    model = _load(qwen3, reducer="full")
+    videos = _videos(4, seed=2)
+    with torch.no_grad():
+        inputs = model.build_inputs(videos, [QUESTION])
+        with_deep = model.run_host(**inputs).logits
+        inputs.pop("deepstack")
+        assert not torch.allclose(model.run_host(**inputs).logits, with_deep)
+
+
+def test_qwen3_refuses_to_stream(qwen3):
+    model = _load(qwen3, reducer="token_dynamics", num_tokens=3)
+    with pytest.raises(ValueError, match="streaming is not offered"):
+        model.new_stream()
+
+
+def test_qwen3_patches_equal_the_official_video_processor(qwen3):
+    pytest.importorskip("torchvision")  # the official processor needs it (installed on the GPU machine)
+    from transformers import AutoVideoProcessor
+
+    from tokendynamics.data.motionqa import MotionQAConfig, make_video
+
+    model = _load(qwen3, reducer="full")
+    official = AutoVideoProcessor.from_pretrained(qwen3)
+    level = 1 / 255 / min(model.transform.std)
+    for frames, index in ((4, 3), (5, 7)):
+        video = torch.from_numpy(make_video(index, MotionQAConfig(num_frames=16, size=112, arrays=True,
+                                                                  mp4=False))[0][:frames])
+        got = official(videos=[video.permute(0, 3, 1, 2)], return_tensors="pt", do_sample_frames=False,
+                       cap_pixels_per_frame=False)
+        patches, grid = model.transform(video)
+        assert got["video_grid_thw"][0].tolist() == list(grid)
         diff = (patches - got["pixel_values_videos"]).abs()
         assert diff.max() <= 5 * level and (diff > 1.01 * level).float().mean() < 1e-3

@@ -107,3 +107,40 @@ def build_qwen2_5_vl(out_dir: str | Path, corpus, *, patch_size: int = 14, visio
                               vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
     return _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer,
                         PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels), out, seed)
+
+
+def build_qwen3_vl(out_dir: str | Path, corpus, *, patch_size: int = 16, vision_width: int = 32,
+                   vision_layers: int = 2, vision_heads: int = 2, text_width: int = 64, text_layers: int = 2,
+                   text_heads: int = 4, kv_heads: int = 2, vocab_size: int = 512, min_pixels: int = 64 * 64,
+                   max_pixels: int = 8 * 128 * 128, seed: int = 0) -> Path:
+    """Build a randomly initialised ``Qwen3VLForConditionalGeneration`` of the given sizes (2x2 merge,
+    temporal patches of 2 frames, DeepStack features from every vision layer but the last, interleaved
+    M-RoPE as the published models have it) with its tokenizer and video processor settings (the pixel
+    budget over the whole video, ImageNet's 0.5 mean and deviation), save it to ``out_dir`` and return the
+    path. Deterministic for a given corpus and seed."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    from .patches import PatchTransform
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer(corpus, vocab_size, SPECIAL_TOKENS[:3] + QWEN_VL_TOKENS)
+    half = text_width // text_heads // 2
+    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    vision = dict(depth=vision_layers, hidden_size=vision_width, intermediate_size=2 * vision_width,
+                  num_heads=vision_heads, out_hidden_size=text_width, patch_size=patch_size, spatial_merge_size=2,
+                  temporal_patch_size=2, num_position_embeddings=64,
+                  deepstack_visual_indexes=list(range(vision_layers - 1)))
+    text = dict(hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
+                num_attention_heads=text_heads, num_key_value_heads=kv_heads, head_dim=text_width // text_heads,
+                vocab_size=len(tokenizer), max_position_embeddings=8192, tie_word_embeddings=True,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=section,
+                                     mrope_interleaved=True))
+    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+           for name in ("image_pad", "video_pad", "vision_start", "vision_end")}
+    config = Qwen3VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad"],
+                           video_token_id=ids["video_pad"], vision_start_token_id=ids["vision_start"],
+                           vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
+    transform = PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels,
+                               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), video_budget=True)
+    return _save_random(Qwen3VLForConditionalGeneration, config, tokenizer, transform, out, seed)

@@ -11,10 +11,11 @@ import torch
 from .host import VideoLLM, model_type
 from .llava import CompressedLlavaOnevision
 from .qwen import CompressedQwen2_5_VL
+from .qwen3 import CompressedQwen3VL
 
 BUILTIN = "builtin"
-HOSTS: dict[str, type[VideoLLM]] = {t: host for host in (CompressedLlavaOnevision, CompressedQwen2_5_VL)
-                                    for t in host.model_types}
+HOSTS: dict[str, type[VideoLLM]] = {t: host for host in (CompressedLlavaOnevision, CompressedQwen2_5_VL,
+                                                          CompressedQwen3VL) for t in host.model_types}
 
 
 def host_for(path: str | Path) -> type[VideoLLM]:
