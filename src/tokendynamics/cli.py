@@ -49,19 +49,20 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 
 def _motionqa(args: argparse.Namespace, console: Console) -> None:
-    """Generate MotionQA and print its tally per split, or write its lmms-eval tasks."""
-    from .data.motionqa import generate_motionqa
-
+    """Generate MotionQA (or ChangeQA) and print its tally per split, or write its lmms-eval tasks."""
     if args.action == "lmms-task":
         from .integrations.lmms_tasks import write_tasks
 
         for path in write_tasks(args.data_dir, args.task_dir, args.name, args.split):
             console.print(f"wrote {path}")
         return
-    stats = generate_motionqa(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames,
-                              size=args.size, fps=args.fps, arrays=args.arrays or args.no_mp4,
-                              mp4=not args.no_mp4, workers=args.workers)
-    table = Table(title=f"MotionQA in {args.out_dir}")
+    if args.command == "changeqa":
+        from .data.changeqa import generate_changeqa as generate
+    else:
+        from .data.motionqa import generate_motionqa as generate
+    stats = generate(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames, size=args.size,
+                     fps=args.fps, arrays=args.arrays or args.no_mp4, mp4=not args.no_mp4, workers=args.workers)
+    table = Table(title=f"{'ChangeQA' if args.command == 'changeqa' else 'MotionQA'} in {args.out_dir}")
     for column in ("split", "videos", "questions", "question types", "answer positions (chi2)"):
         table.add_column(column)
     for split, s in stats["splits"].items():
@@ -70,6 +71,19 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
                       ", ".join(f"{k} {v}" for k, v in s["types"].items()),
                       f"{answers['positions']} ({answers['chi2']}{'' if answers['balanced'] else ', UNBALANCED'})")
     console.print(table)
+
+
+def _generator_args(gen: argparse.ArgumentParser, size: int) -> None:
+    """The flags of a QA set's ``generate``."""
+    gen.add_argument("out_dir", metavar="OUT_DIR")
+    gen.add_argument("--num-videos", type=_positive, default=1000)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--frames", type=_positive, default=32)
+    gen.add_argument("--size", type=_positive, default=size, help="frame side in pixels (even)")
+    gen.add_argument("--fps", type=_positive, default=8)
+    gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
+    gen.add_argument("--no-mp4", action="store_true", help="frame archives only (implies --arrays; no PyAV needed)")
+    gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
 
 
 def _video_question_args(p: argparse.ArgumentParser, video_help: str) -> None:
@@ -221,22 +235,18 @@ def _command(argv: list[str] | None) -> int:
     live.add_argument("--seed", type=int, default=0, help="which generated video")
     motionqa = sub.add_parser("motionqa", **helpful, help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
-    gen = mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits into OUT_DIR")
-    gen.add_argument("out_dir", metavar="OUT_DIR")
-    gen.add_argument("--num-videos", type=_positive, default=1000)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--frames", type=_positive, default=32)
-    gen.add_argument("--size", type=_positive, default=384, help="frame side in pixels (even)")
-    gen.add_argument("--fps", type=_positive, default=8)
-    gen.add_argument("--arrays", action="store_true", help="also write each video's frames as a .npz archive")
-    gen.add_argument("--no-mp4", action="store_true", help="frame archives only (implies --arrays; no PyAV needed)")
-    gen.add_argument("--workers", type=_positive, default=None, help="processes (default: every core)")
+    _generator_args(mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits "
+                                  "into OUT_DIR"), 384)
     task = mq.add_parser("lmms-task", **helpful, help="write lmms-eval tasks (likelihood and letter) for a QA "
                          "folder into TASK_DIR (use with lmms-eval's --include_path)")
     task.add_argument("data_dir", metavar="DATA_DIR", help="a folder holding SPLIT.jsonl and its videos")
     task.add_argument("task_dir", metavar="TASK_DIR")
     task.add_argument("--split", default="test")
     task.add_argument("--name", default="motionqa", help="task names: NAME_mc and NAME_letter")
+    changeqa = sub.add_parser("changeqa", **helpful, help="ChangeQA, a second QA set: objects that change "
+                              "where they stand (size, disappearing, colour) in other scenes")
+    _generator_args(changeqa.add_subparsers(dest="action", required=True).add_parser(
+        "generate", **helpful, help="generate ChangeQA videos, questions and splits into OUT_DIR"), 112)
     train = sub.add_parser("train", **helpful, help="fine-tune a host video LLM with a reducer on QA JSONL")
     _model_args(train, required_compressor=True, training=True)
     train.add_argument("--rendered-seed", type=int, metavar="SEED",
@@ -295,7 +305,7 @@ def _command(argv: list[str] | None) -> int:
     console = Console()
     torch.manual_seed(getattr(args, "seed", 0))  # every command that draws takes --seed
     try:
-        {"demo": _demo, "live": _live, "motionqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
+        {"demo": _demo, "live": _live, "motionqa": _motionqa, "changeqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
     except (ValueError, TypeError, FileNotFoundError) as err:  # one line naming what is wrong
         console.print(f"[red]error:[/red] {_one_line(err, args.command)}", highlight=False, soft_wrap=True)
         return 2

@@ -1,4 +1,4 @@
-"""Inputs: real video decoding (PyAV), the QA dataset format, the MotionQA generator, and token videos with
+"""Inputs: real video decoding (PyAV), the QA dataset format, the MotionQA and ChangeQA generators, and token videos with
 planted structure for tests and benchmarks."""
 
 from .qa import QADataset, QAItem, collate_qa, load_qa, write_qa
