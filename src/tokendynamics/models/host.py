@@ -1,15 +1,17 @@
 """What every host video LLM shares, behind one seam: a Hugging Face video LLM whose video tokens pass
 through a reducer before its LLM reads them, without patching transformers' code.
 
-A host (one file each: :mod:`.llava` for LLaVA-OneVision, :mod:`.qwen` for Qwen2.5-VL) says how a video
-becomes tokens ``[T, h, w, D]`` (:meth:`VideoLLM.video_features`), what follows the reducer's rows
-(:meth:`VideoLLM.visual_rows`), where its parts are (:attr:`language_model`, :attr:`vision_tower`,
-:attr:`projector`: what training adapts), how it loads, and where it differs from the defaults here: its chat
-prompt (:meth:`VideoLLM.chat_parts`) and its positions (:meth:`VideoLLM.position_ids`; a host with 3D
-positions gives :class:`VideoRows`). Everything else is here: the prompt's text embeddings and the visual rows are laid out left-padded
-and passed as ``inputs_embeds`` with the attention mask and position ids (counted from each sample's first
-real token, so a sample's result does not depend on its batch), for a forward with labels, for
-``generate()``, for scoring multiple-choice options, and for the answer's attention over the visual rows.
+A host (one file each: :mod:`.llava` for LLaVA-OneVision, :mod:`.qwen` for Qwen2.5-VL, :mod:`.qwen3` for
+Qwen3-VL) says how a video becomes tokens ``[T, h, w, D]`` (:meth:`VideoLLM.video_features`), what follows
+the reducer's rows (:meth:`VideoLLM.visual_rows`), where its parts are (:attr:`language_model`,
+:attr:`vision_tower`, :attr:`projector`: what training adapts), how it loads, and where it differs from
+the defaults here: its chat prompt (:meth:`VideoLLM.chat_parts`, :meth:`VideoLLM.prompt_parts`), its
+positions (:meth:`VideoLLM.position_ids`; a host with 3D positions gives :class:`VideoRows`) and its
+forward (:meth:`VideoLLM.run_host`). Everything else is here: the prompt's text embeddings and the visual
+rows are laid out left-padded and passed as ``inputs_embeds`` with the attention mask and position ids
+(counted from each sample's first real token, so a sample's result does not depend on its batch), for a
+forward with labels, for ``generate()``, for scoring multiple-choice options, and for the answer's
+attention over the visual rows.
 """
 
 from __future__ import annotations
