@@ -39,11 +39,12 @@ def build_lm(dim: int, layers: int | None, device):
     return _random_bf16(lambda: transformers.Qwen2Model(config), device)
 
 
-def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True) -> tuple[list[float], td.HashStream]:
+def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True,
+                     batch: int = 1) -> tuple[list[float], td.HashStream]:
     """Seconds of each frame's ``push`` into a fresh stream (its updates replayed as CUDA graphs or eager),
-    and the stream."""
+    and the stream; with ``batch`` B, ``frames`` are ``[T, B, H, W, D]`` and B streams take each step."""
     backend = Backend.choose(dev, graphs=graphs)
-    stream, times = td.HashStream(k, frames.shape[-1], device=dev, backend=backend), []
+    stream, times = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch), []
     for frame in frames:
         sync(dev)
         start = time.perf_counter()
@@ -62,6 +63,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--compile", action="store_true", help="every prefill through torch.compile (CUDA graphs)")
+    p.add_argument("--batches", type=int, nargs="*", default=[8, 32],
+                   help="also time the update of this many streams at once (16 frames each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     dev = torch.device(a.device)
@@ -99,9 +102,17 @@ def main():
         return dict(first=1e3 * times[0], second=1e3 * times[1], median=1e3 * statistics.median(times[2:]),
                     max=1e3 * max(times[2:]))
     update = {"graphs": summary(updates[True]), "eager": summary(updates[False])}
+    batched = []
+    with torch.no_grad():
+        for b in a.batches:
+            many = torch.randn(16, b, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
+            per_frame_update(many[:4], a.k, dev, True, b)  # warm-up
+            times = per_frame_update(many, a.k, dev, True, b)[0]
+            median = 1e3 * statistics.median(times[2:])
+            batched.append(dict(streams=b, update_ms=median, per_stream_ms=median / b))
     result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
                   lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, rows=rows,
-                  update_ms=update)
+                  update_ms=update, batched=batched)
     g, e = update["graphs"], update["eager"]
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
              f"K = {a.k}, LM: Qwen2-7B shape, {result['lm_layers']} layers, bf16, random weights"
@@ -111,6 +122,9 @@ def main():
              f"| CUDA graph per stream | {g['first']:.2f} | {g['second']:.2f} (captures) | {g['median']:.3f} | {g['max']:.3f} |",
              f"| eager | {e['first']:.2f} | {e['second']:.2f} | {e['median']:.3f} | {e['max']:.3f} |", "",
              f"The graph's update is {e['median'] / g['median']:.1f}x faster than the eager one (medians).", "",
+             "| streams updated together (one graph) | update of a frame (ms, median) | per stream (ms) |",
+             "|---|---|---|", f"| 1 | {g['median']:.3f} | {g['median']:.3f} |",
+             *(f"| {r['streams']} | {r['update_ms']:.3f} | {r['per_stream_ms']:.4f} |" for r in batched), "",
              "| case | question to first token (ms) | x faster than full tokens (the faster prefill of them) |",
              "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]

@@ -143,6 +143,30 @@ def test_live_answers_along_a_generated_video_and_a_file(tmp_path, capsys):
         run_live(LiveConfig(model="builtin"), Console(quiet=True))
 
 
+def test_streams_in_a_batch_are_each_the_stream_alone():
+    videos = [planted_token_video(num_frames=8, noise=0.01, seed=s).tokens for s in (1, 2, 3)]
+    batch = td.HashStream(6, 64, batch=3)
+    stacked = torch.stack(videos)  # [3, 8, 14, 14, 64]
+    batch.push(stacked[:, 0])  # each stream's first frame, then the rest at once
+    batch.push(stacked[:, 1:])
+    h = batch.table()
+    assert h.key_map.shape == (3, 8, 14, 14) and batch.frames == 8
+    for b, video in enumerate(videos):
+        alone = _stream(video, 6).table()
+        assert torch.equal(h.key_map[b], alone.key_map[0]) and torch.equal(h.table[b], alone.table[0])
+        torch.testing.assert_close(h.distortion()[b], alone.distortion()[0])
+    with pytest.raises(ValueError, match=r"\[3, H, W, 64\]"):
+        batch.push(stacked[:2, 0])
+    with pytest.raises(ValueError, match="fixed length"):
+        td.HashStream(None, 64, max_distortion=0.1, batch=2)
+    bad = stacked[:, :2].clone()
+    bad[1, 1] = float("nan")
+    spoiled = td.HashStream(6, 64, batch=3)
+    spoiled.push(bad)
+    with pytest.raises(ValueError, match="frame 1 of stream 1"):
+        spoiled.table()
+
+
 @pytest.mark.gpu
 def test_gpu_streams_replay_the_eager_update_and_keep_apart(monkeypatch):
     """On CUDA each later frame is one graph replay per stream: the eager result, also for two streams of
@@ -159,6 +183,11 @@ def test_gpu_streams_replay_the_eager_update_and_keep_apart(monkeypatch):
     for stream, video in zip(streams, videos):
         eager = _stream(video, 6, device="cuda").table()
         assert torch.equal(stream.table().key_map, eager.key_map) and torch.equal(stream.table().table, eager.table)
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "1")
+    together = td.HashStream(6, 64, device="cuda", batch=2)  # one graph for both
+    together.push(torch.stack(videos))
+    for b, stream in enumerate(streams):
+        assert torch.equal(together.table().key_map[b], stream.table().key_map[0])
     gone = weakref.ref(streams[0])
     del stream, streams
     gc.collect()
