@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -76,18 +77,23 @@ class CompressedQwen2_5_VL(VideoLLM):
         """Per video ``[T', h, w, D]``: the merged tokens of the host's vision path (videos of one shape
         batched)."""
         out = [None] * len(videos)
+        for idx, shape, features in self._tower(videos):
+            for i, f in zip(idx, _per_video(features.pooler_output, len(idx))):
+                out[i] = f.view(shape)
+        return out
+
+    def _tower(self, videos):
+        """The host's vision path over videos of one shape at a time: per group ``(indices, the merged
+        grid's view shape (T', h, w, -1), the host's output)``."""
+        merge = self.transform.merge_size
         for _, idx in _groups([v.shape for v in videos]).items():
             patches = [self.transform(videos[i].to(self.device), self.dtype) for i in idx]
             grid = patches[0][1]
-            grids = torch.tensor([grid] * len(idx), device=self.device)
-            feats = self.host.model.get_video_features(torch.cat([p for p, _ in patches]), grids)
-            feats = getattr(feats, "pooler_output", feats)  # an output object, or the tensors themselves
-            if isinstance(feats, torch.Tensor):
-                feats = feats.split(len(feats) // len(idx))
-            merge = self.transform.merge_size
-            for i, f in zip(idx, feats):
-                out[i] = f.view(grid[0], grid[1] // merge, grid[2] // merge, -1)
-        return out
+            out = self.host.model.get_video_features(torch.cat([p for p, _ in patches]),
+                                                     torch.tensor([grid] * len(idx), device=self.device))
+            if isinstance(out, (torch.Tensor, tuple, list)):  # the tensors themselves, not an output object
+                out = SimpleNamespace(pooler_output=out)
+            yield idx, (grid[0], grid[1] // merge, grid[2] // merge, -1), out
 
     def visual_rows(self, rows: torch.Tensor, tokens: torch.Tensor | None = None,
                     key: torch.Tensor | None = None) -> VideoRows:
@@ -173,6 +179,11 @@ class CompressedQwen2_5_VL(VideoLLM):
                                use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
             step = step + 1
         return self.tokenizer.batch_decode(torch.stack(answer, 1), skip_special_tokens=True)
+
+
+def _per_video(features, n: int):
+    """A tower output for ``n`` videos of one shape, split per video (newer transformers split it)."""
+    return features if isinstance(features, (tuple, list)) else features.split(len(features) // n)
 
 
 @dataclass

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from .host import VideoRows, _groups
+from .host import VideoRows
 from .patches import PatchTransform
-from .qwen import CompressedQwen2_5_VL
+from .qwen import CompressedQwen2_5_VL, _per_video
 
 __all__ = ["CompressedQwen3VL"]
 NO_STREAM = ("Qwen3-VL's rows need the video's DeepStack features, which a stream does not keep: streaming is "
@@ -74,18 +74,10 @@ class CompressedQwen3VL(CompressedQwen2_5_VL):
     def _vision(self, videos):
         """Per video: the merged tokens ``[T', h, w, D]`` and the DeepStack levels (each ``[T', h, w, D]``)."""
         feats, levels = [None] * len(videos), [None] * len(videos)
-        for _, idx in _groups([v.shape for v in videos]).items():
-            patches = [self.transform(videos[i].to(self.device), self.dtype) for i in idx]
-            grid = patches[0][1]
-            out = self.host.model.get_video_features(torch.cat([p for p, _ in patches]),
-                                                     torch.tensor([grid] * len(idx), device=self.device))
-            merge = self.transform.merge_size
-            shape = (grid[0], grid[1] // merge, grid[2] // merge, -1)
-            deep = [level if isinstance(level, (tuple, list)) else level.split(len(level) // len(idx))
-                    for level in out.deepstack_features]  # split per video by newer transformers, else whole
-            for j, i in enumerate(idx):
-                feats[i] = out.pooler_output[j].view(shape)
-                levels[i] = [level[j].view(shape) for level in deep]
+        for idx, shape, out in self._tower(videos):
+            deep = [_per_video(level, len(idx)) for level in out.deepstack_features]
+            for j, (i, f) in enumerate(zip(idx, _per_video(out.pooler_output, len(idx)))):
+                feats[i], levels[i] = f.view(shape), [level[j].view(shape) for level in deep]
         return feats, levels
 
     def video_features(self, videos) -> list[torch.Tensor]:
