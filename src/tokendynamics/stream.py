@@ -97,13 +97,14 @@ class HashStream:
         ``batch=B``, each stream's: ``[B, H, W, D]`` or ``[B, t, H, W, D]``."""
         lead = "" if self.batch == 1 else f"{self.batch}, "
         if isinstance(frames, torch.Tensor):
+            given = tuple(frames.shape)
             if self.batch == 1:
                 frames = frames[None]
             if frames.dim() == 4:
                 frames = frames[:, None]
             if frames.dim() != 5 or frames.shape[0] != self.batch or frames.shape[-1] != self.dim:
                 raise ValueError(f"frames must have shape [{lead}H, W, {self.dim}] or [{lead}t, H, W, {self.dim}], "
-                                 f"got {tuple(frames.shape[1:] if self.batch == 1 else frames.shape)}")
+                                 f"got {given}")
         frames = video_tokens(frames, "frames")  # floating, not empty; values: on the device (see table)
         if self._frames and frames.shape[2:4] != self._keys.shape[2:]:
             raise ValueError(f"frames must keep the stream's grid {tuple(self._keys.shape[2:])}, "
