@@ -1,0 +1,99 @@
+"""Two ideas tried for bringing a ``HashStream``'s distortion within 10% of the offline table's on the
+built-in ``token_dynamics-8`` model's tokens (MotionQA test videos of seed 7, 8 frames, K = 8), neither
+offered: relabelling the last ``W`` frames' cells with the current rows after each frame (their tokens kept:
+memory grows by W frames), and clustering the first frame into fewer rows, keeping the rest for what later
+frames show (an empty row takes new content without a merge).
+
+    python benchmarks/stream_variants.py [--videos 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+import tokendynamics as td
+import tokendynamics.stream as stream_module
+from tokendynamics.cluster.kmeans import kmeans
+from tokendynamics.models import load_model
+from tokendynamics.models.builtin import test_clips
+
+_respawn = stream_module._respawn
+
+
+def relabel(stream: td.HashStream, window: torch.Tensor) -> None:
+    """The last ``len(window)`` frames' cells (tokens ``window`` ``[w, H, W, D]``) moved to their nearest
+    current row, the rows' sums moved with them."""
+    st, w, t = stream._state, len(window), stream.frames
+    x = window.reshape(1, -1, window.shape[-1]).float()
+    z = stream_module._point(x, stream.metric)
+    old = stream._keys[:, t - w:t].reshape(1, -1)
+    new = (z @ stream_module._centres(st, stream.metric).transpose(1, 2)).argmax(-1)
+    k = st.counts.shape[1]
+    (raw_old, n_old), (raw_new, n_new) = (stream_module._grouped(x, lab, k) for lab in (old, new))
+    space_old, space_new = (stream_module._grouped(z, lab, k)[0] for lab in (old, new))
+    stream._state = st._replace(sums=st.sums - raw_old + raw_new, space=st.space - space_old + space_new,
+                                counts=st.counts - n_old + n_new)
+    stream._keys[:, t - w:t] = new.view(1, w, *window.shape[1:3])
+
+
+class Reserving(td.HashStream):
+    """A stream whose first frame takes ``num_tokens - reserve`` rows."""
+
+    def __init__(self, *args, reserve: int = 0, **kw):
+        super().__init__(*args, **kw)
+        self.reserve = reserve
+
+    def _first(self, frame, z):
+        return kmeans(z, self.num_tokens - self.reserve, metric=self.metric, seed=self.seed).labels, self.num_tokens
+
+
+def _free_row_respawn(z, labels, st, metric):
+    """:func:`~tokendynamics.stream._respawn`, but where a row is empty it takes the worst-fitted point."""
+    empty = st.counts == 0
+    if not bool(empty.any()):
+        return _respawn(z, labels, st, metric)
+    error = ((z - stream_module._take(stream_module._centres(st, metric), labels)) ** 2).sum(-1)
+    point = z.gather(1, error.argmax(-1).view(-1, 1, 1).expand(-1, 1, z.shape[-1]))
+    done = (error - ((z - point) ** 2).sum(-1)).clamp_min(0).sum(-1) > 0
+    row = empty.float().argmax(-1)
+    off = (torch.arange(st.counts.shape[1]) == row[:, None]) & done[:, None]
+    return st._replace(space=torch.where(off[..., None], point.double(), st.space)), \
+        torch.stack([torch.zeros_like(row), row, row], -1)
+
+
+def ratios(videos, make, after_frame=None) -> str:
+    out = []
+    for tokens in videos:
+        stream = make(tokens.shape[-1])
+        for t in range(len(tokens)):
+            stream.push(tokens[t])
+            if after_frame:
+                after_frame(stream, tokens, t)
+        out.append(float(stream.table().distortion(tokens)) / float(td.hash_video(tokens, 8).distortion()))
+    return f"{np.mean(out):.2f}x the offline distortion on average, {max(out):.2f}x at worst"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--videos", type=int, default=15)
+    a = p.parse_args()
+    model = load_model("builtin:token_dynamics-8").eval()
+    with torch.no_grad():
+        videos = [model.video_features([clip])[0].float() for clip, _ in test_clips(a.videos, seed=7)]
+    print("the stream as it is:", ratios(videos, lambda d: td.HashStream(8, d)))
+    for w in (2, 4, 8):
+        print(f"last {w} frames relabelled:", ratios(videos, lambda d: td.HashStream(8, d),
+                                                    lambda s, x, t, w=w: relabel(s, x[max(0, t + 1 - w):t + 1])))
+    stream_module._respawn = _free_row_respawn
+    try:
+        for r in (2, 4):
+            print(f"{r} rows kept for later frames:", ratios(videos, lambda d, r=r: Reserving(8, d, reserve=r)))
+    finally:
+        stream_module._respawn = _respawn
+
+
+if __name__ == "__main__":
+    main()
