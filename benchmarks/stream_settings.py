@@ -19,19 +19,30 @@ from tokendynamics.models.builtin import test_clips
 SETTINGS = [(3, 2), (1, 2), (6, 2), (3, 0), (3, 1), (6, 4), (3, 8)]  # (steps, spawns); the default first
 
 
+def test_tokens(videos: int) -> list[torch.Tensor]:
+    """The built-in ``token_dynamics-8`` model's tokens ``[8, 14, 14, D]`` of ``videos`` MotionQA test clips
+    (seed 7): what it streams."""
+    model = load_model("builtin:token_dynamics-8").eval()
+    with torch.no_grad():
+        return [model.video_features([clip])[0].float() for clip, _ in test_clips(videos, seed=7)]
+
+
+def offline_ratio(stream: td.HashStream, tokens: torch.Tensor) -> float:
+    """A stream's distortion over the offline ``hash_video`` table's at the same K (8)."""
+    return float(stream.table().distortion(tokens)) / float(td.hash_video(tokens, 8).distortion())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", type=int, default=15)
     a = p.parse_args()
-    model = load_model("builtin:token_dynamics-8").eval()
-    with torch.no_grad():
-        videos = [model.video_features([clip])[0].float() for clip, _ in test_clips(a.videos, seed=7)]
+    videos = test_tokens(a.videos)
     for steps, spawns in SETTINGS:
         ratios = []
         for tokens in videos:
             stream = td.HashStream(8, tokens.shape[-1], steps=steps, spawns=spawns)
             stream.push(tokens)
-            ratios.append(float(stream.table().distortion(tokens)) / float(td.hash_video(tokens, 8).distortion()))
+            ratios.append(offline_ratio(stream, tokens))
         print(f"steps {steps}, spawns {spawns}: distortion {np.mean(ratios):.2f}x the offline table's on average, "
               f"{max(ratios):.2f}x at worst")
 

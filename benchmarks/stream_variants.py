@@ -17,8 +17,8 @@ import torch
 import tokendynamics as td
 import tokendynamics.stream as stream_module
 from tokendynamics.cluster.kmeans import kmeans
-from tokendynamics.models import load_model
-from tokendynamics.models.builtin import test_clips
+
+from stream_settings import offline_ratio, test_tokens
 
 _respawn = stream_module._respawn
 
@@ -72,7 +72,7 @@ def ratios(videos, make, after_frame=None) -> str:
             stream.push(tokens[t])
             if after_frame:
                 after_frame(stream, tokens, t)
-        out.append(float(stream.table().distortion(tokens)) / float(td.hash_video(tokens, 8).distortion()))
+        out.append(offline_ratio(stream, tokens))
     return f"{np.mean(out):.2f}x the offline distortion on average, {max(out):.2f}x at worst"
 
 
@@ -80,9 +80,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--videos", type=int, default=15)
     a = p.parse_args()
-    model = load_model("builtin:token_dynamics-8").eval()
-    with torch.no_grad():
-        videos = [model.video_features([clip])[0].float() for clip, _ in test_clips(a.videos, seed=7)]
+    videos = test_tokens(a.videos)
     print("the stream as it is:", ratios(videos, lambda d: td.HashStream(8, d)))
     for w in (2, 4, 8):
         print(f"last {w} frames relabelled:", ratios(videos, lambda d: td.HashStream(8, d),
