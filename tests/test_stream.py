@@ -129,6 +129,10 @@ def test_live_answers_along_a_generated_video_and_a_file(tmp_path, capsys):
 
     rows = run_live(LiveConfig(every=3), Console(quiet=True))
     assert [r["frames"] for r in rows] == [3, 6] and all(1 <= r["rows"] <= 8 for r in rows)
+    refined = run_live(LiveConfig(every=3, refine=4), Console(quiet=True))  # refined after each answer
+    assert [r["frames"] for r in refined] == [3, 6]
+    with pytest.raises(ValueError, match="refine must be"):
+        LiveConfig(refine=-1)
     frames, _, items = make_video(19, MotionQAConfig(num_frames=32, size=112, arrays=True, mp4=False))
     write_video(tmp_path / "clip.mp4", frames)
     question, options = items[0].question, list(items[0].options)
@@ -165,6 +169,27 @@ def test_streams_in_a_batch_are_each_the_stream_alone():
     spoiled.push(bad)
     with pytest.raises(ValueError, match="frame 1 of stream 1"):
         spoiled.table()
+
+
+def test_refining_the_kept_frames_between_questions():
+    tokens = planted_token_video(num_frames=12, noise=0.02, seed=4).tokens
+    kept = _stream(tokens, 6, window=12)
+    before = float(kept.table().distortion(tokens))
+    kept.refine(3)
+    h = kept.table()
+    exact = float(h.distortion(tokens))
+    assert exact <= 1.02 * before
+    assert abs(float(h.distortion()) - exact) <= 1e-6 + 1e-6 * exact  # every frame kept: the running figure is exact
+    kept.push(tokens[0])  # and it streams on
+    assert kept.frames == 13 and len(kept._window) == 12
+    batch = td.HashStream(6, 64, batch=2, window=12)
+    batch.push(torch.stack([tokens, tokens.flip(0)]))
+    batch.refine(3)
+    alone = _stream(tokens.flip(0), 6, window=12)
+    alone.refine(3)
+    assert torch.equal(batch.table().key_map[1], alone.table().key_map[0])
+    with pytest.raises(ValueError, match="window=W"):
+        _stream(tokens[:2], 6).refine()
 
 
 @pytest.mark.gpu

@@ -233,6 +233,8 @@ def _command(argv: list[str] | None) -> int:
     live.add_argument("--stride", type=_positive, help="push every N-th decoded frame (default: spread the "
                       "video over the frames the model was trained on)")
     live.add_argument("--seed", type=int, default=0, help="which generated video")
+    live.add_argument("--refine", type=int, default=0, metavar="W",
+                      help="keep the last W frames and refine the table with them after each answer")
     motionqa = sub.add_parser("motionqa", **helpful, help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
     _generator_args(mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits "

@@ -27,7 +27,9 @@ class LiveConfig:
     """model: a Token Dynamics model (``load_model``'s names); video: a file, or None for a generated
     MotionQA video (its motion question); question/options: what to ask of a file; every: answer after
     this many frames pushed; stride: push every ``stride``-th decoded frame (None: the video's frames over
-    the model's recipe frames, so the whole video gives as many frames as the model was trained on)."""
+    the model's recipe frames, so the whole video gives as many frames as the model was trained on);
+    refine: keep the last this many frames' tokens and refine the table with them after each answer,
+    before the next frames come (0: never)."""
 
     model: str = "builtin:token_dynamics-8"
     video: str | None = None
@@ -36,9 +38,12 @@ class LiveConfig:
     every: int = 2
     stride: int | None = None
     seed: int = 0
+    refine: int = 0
 
     def __post_init__(self):
         check_positive_int(self.every, "every")
+        if not isinstance(self.refine, int) or self.refine < 0:
+            raise ValueError(f"refine must be an int >= 0 (frames kept), got {self.refine!r}")
         if self.stride is not None:
             check_positive_int(self.stride, "stride")
         if self.video is not None and not Path(self.video).is_file():
@@ -64,7 +69,7 @@ def run_live(cfg: LiveConfig, console: Console) -> list[dict]:
     returns its rows (frames so far, table rows in use, the answer, milliseconds to push and to answer)."""
     with console.status("loading the model"):
         model = load_model(cfg.model).eval()
-    stream = model.new_stream()
+    stream = model.new_stream(window=cfg.refine)
     frames, question, options, truth, about = _source(cfg, recipe_frames(model.recipe))
     mode = answer_mode(model.recipe)
     console.print(f"[bold]Live[/bold]: {about}; {escape(question)} ({', '.join(map(escape, options))})")
@@ -86,6 +91,8 @@ def run_live(cfg: LiveConfig, console: Console) -> list[dict]:
         row = dict(frames=pushed, rows=len(visual) - model.added_rows, answer=options[pick],
                    push_ms=1e3 * push_seconds / pushed, answer_ms=1e3 * (time.perf_counter() - start))
         rows.append(row)
+        if cfg.refine:  # the table refined while the next frames are awaited
+            stream.refine()
         table.add_row(str(pushed), str(row["rows"]), escape(row["answer"]), f"{row['push_ms']:.1f}",
                       f"{row['answer_ms']:.1f}")
     if not rows:

@@ -27,13 +27,19 @@ Each later frame's update (Lloyd steps, the merge-and-spawn tries, the running s
 function without host syncs; on CUDA it is replayed as one CUDA graph per stream (kept with the stream).
 A merge's relabelling of the earlier frames is done on the device too. So ``push`` checks a frame's shape
 and dtype at once and its values on the device, without waiting for it: a frame that holds NaN or
-infinity makes the next ``table()`` fail, naming the frame. Several streams of one grid (``batch=B``,
+infinity makes the next ``table()`` fail, naming the frame.
+
+Between questions the table can be refined (``HashStream(..., window=W)``, then ``stream.refine()``, for
+example while waiting for the next frame): the last W frames' tokens are kept (memory grows by W frames,
+no more) and their cells move to their nearest row as the rows now are, the rows' sums with them, a few
+passes; the running distortion takes those frames' exact error. Several streams of one grid (``batch=B``,
 fixed length) are held as one state with a leading stream dimension and updated by the same function in
 one step (one graph for the batch); each stream's table equals the one it would have alone.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import NamedTuple
 
 import torch
@@ -65,12 +71,14 @@ class HashStream:
     tokens' width; ``metric``, ``seed`` as in ``hash_video``; ``steps``: Lloyd steps per later frame;
     ``spawns``: new rows a later frame may start at the most rows (each by merging the two closest rows,
     see ``_respawn``); ``batch``: streams held and updated together (fixed length; their frames come with a
-    leading stream dimension); ``backend``: CUDA graphs (and the first frame's Triton k-means) or not
+    leading stream dimension); ``window``: the last frames whose tokens are kept for :meth:`refine` (0: none);
+    ``backend``: CUDA graphs (and the first frame's Triton k-means) or not
     (default :meth:`~tokendynamics.cluster.backend.Backend.choose` for ``device``)."""
 
     def __init__(self, num_tokens: int | None, dim: int, *, max_distortion: float | None = None,
                  min_tokens: int = 1, max_tokens: int = 64, metric: str = "cosine", seed: int = 0, steps: int = 3,
-                 spawns: int = 2, batch: int = 1, device: str | torch.device = "cpu", backend: Backend | None = None):
+                 spawns: int = 2, batch: int = 1, window: int = 0, device: str | torch.device = "cpu",
+                 backend: Backend | None = None):
         check_length_mode(num_tokens, max_distortion)
         self.num_tokens, self.dim = num_tokens, check_positive_int(dim, "dim")
         self.max_distortion, self.min_tokens = max_distortion, check_positive_int(min_tokens, "min_tokens")
@@ -82,6 +90,9 @@ class HashStream:
         self.spawns, self.batch = spawns, check_positive_int(batch, "batch")
         if batch > 1 and max_distortion is not None:
             raise ValueError("batch > 1 needs a fixed length (num_tokens): adaptive streams grow apart")
+        if not isinstance(window, int) or window < 0:
+            raise ValueError(f"window must be an int >= 0, got {window!r}")
+        self._window: collections.deque = collections.deque(maxlen=window)  # (tokens [B, N, D], error [B])
         self._backend = Backend.choose(self.device) if backend is None else backend
         self._state: _State | None = None
         self._keys = torch.empty(0, dtype=torch.long, device=self.device)  # [B, capacity, H, W]: the key maps
@@ -110,7 +121,39 @@ class HashStream:
             raise ValueError(f"frames must keep the stream's grid {tuple(self._keys.shape[2:])}, "
                              f"got {tuple(frames.shape[2:4])}")
         for frame in frames.to(self.device).unbind(1):
+            before = None if self._state is None else self._state.error.clone()  # the graph overwrites it
             self._add(frame)
+            if self._window.maxlen:
+                added = self._state.error - (0 if before is None else before)
+                self._window.append((frame.flatten(1, 2).float().clone(), added))
+
+    def refine(self, passes: int = 2) -> None:
+        """Move the kept frames' cells (``window``) to their nearest row as the rows now are, the rows'
+        sums with them, ``passes`` times; the running distortion takes those frames' exact error."""
+        check_positive_int(passes, "passes")
+        if not self._window.maxlen:
+            raise ValueError("refine needs frames kept: make the stream with window=W (W > 0)")
+        if not self._window:
+            return
+        x = torch.cat([tokens for tokens, _ in self._window], 1)  # [B, w * N, D]
+        z, w, t = _point(x, self.metric), len(self._window), self._frames
+        kept = self._keys[:, t - w:t]
+        st = self._state
+        for _ in range(passes):
+            old = kept.reshape(self.batch, -1)
+            new = (z @ _centres(st, self.metric).transpose(1, 2)).argmax(-1) if self.metric == "cosine" else \
+                torch.cdist(z, _centres(st, self.metric)).argmin(-1)
+            k = st.counts.shape[1]
+            (raw_old, n_old), (raw_new, n_new) = _grouped(x, old, k), _grouped(x, new, k)
+            st = st._replace(sums=st.sums - raw_old + raw_new, counts=st.counts - n_old + n_new,
+                             space=st.space - _grouped(z, old, k)[0] + _grouped(z, new, k)[0])
+            kept.copy_(new.view(kept.shape))
+        means = st.sums / st.counts.clamp_min(1)[..., None]
+        errors = ((x.double() - _take(means, kept.reshape(self.batch, -1))) ** 2).sum(-1).view(self.batch, w, -1).sum(-1)
+        st = st._replace(error=st.error - sum(e for _, e in self._window) + errors.sum(1))
+        self._window = collections.deque(((tokens, errors[:, i]) for i, (tokens, _) in enumerate(self._window)),
+                                         maxlen=self._window.maxlen)
+        self._state = st
 
     def _add(self, frame: torch.Tensor) -> None:
         """Each stream's next frame ``[B, H, W, D]``: cluster it (the first) or refine the rows with it,
