@@ -141,8 +141,7 @@ class HashStream:
         st = self._state
         for _ in range(passes):
             old = kept.reshape(self.batch, -1)
-            new = (z @ _centres(st, self.metric).transpose(1, 2)).argmax(-1) if self.metric == "cosine" else \
-                torch.cdist(z, _centres(st, self.metric)).argmin(-1)
+            new = _nearest(z, _centres(st, self.metric), self.metric)
             k = st.counts.shape[1]
             (raw_old, n_old), (raw_new, n_new) = _grouped(x, old, k), _grouped(x, new, k)
             st = st._replace(sums=st.sums - raw_old + raw_new, counts=st.counts - n_old + n_new,
@@ -274,13 +273,17 @@ def _grouped(points: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.
     return sums, counts.double()
 
 
+def _nearest(z: torch.Tensor, centres: torch.Tensor, metric: str) -> torch.Tensor:
+    """Each point's nearest centre: labels ``[B, N]`` of ``z`` ``[B, N, D]`` among ``centres`` ``[B, K, D]``."""
+    return (z @ centres.transpose(1, 2)).argmax(-1) if metric == "cosine" else torch.cdist(z, centres).argmin(-1)
+
+
 def _refine(z: torch.Tensor, st: _State, metric: str, steps: int) -> torch.Tensor:
     """Labels ``[B, N]`` of each stream's later frame ``z``: Lloyd steps from the rows, each weighted by
     the cells it holds."""
     moved = st
     for _ in range(steps):
-        centres = _centres(moved, metric)
-        labels = (z @ centres.transpose(1, 2)).argmax(-1) if metric == "cosine" else torch.cdist(z, centres).argmin(-1)
+        labels = _nearest(z, _centres(moved, metric), metric)
         sums, members = _grouped(z, labels, st.counts.shape[1])
         moved = st._replace(space=st.space + sums, counts=st.counts + members)
     return labels
