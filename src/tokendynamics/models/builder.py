@@ -83,30 +83,17 @@ def build_qwen2_5_vl(out_dir: str | Path, corpus, *, patch_size: int = 14, visio
     temporal patches of 2 frames, M-RoPE split over the head as the published models split it) with its
     tokenizer and video processor settings, save it to ``out_dir`` and return the path. Deterministic for a
     given corpus and seed."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
     from .patches import PatchTransform
 
-    out = Path(out_dir)
-    tokenizer = build_tokenizer(corpus, vocab_size, SPECIAL_TOKENS[:3] + QWEN_VL_TOKENS)
-    half = text_width // text_heads // 2  # M-RoPE's sections (t, h, w) share the head's rotary pairs
-    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
     vision = dict(depth=vision_layers, hidden_size=vision_width, intermediate_size=2 * vision_width,
                   num_heads=vision_heads, out_hidden_size=text_width, patch_size=patch_size, spatial_merge_size=2,
                   temporal_patch_size=2, window_size=4 * patch_size * 2, fullatt_block_indexes=[vision_layers - 1],
                   tokens_per_second=2)
-    text = dict(hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
-                num_attention_heads=text_heads, num_key_value_heads=kv_heads, vocab_size=len(tokenizer),
-                max_position_embeddings=8192, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-                rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=section))
-    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
-           for name in ("image_pad", "video_pad", "vision_start", "vision_end")}
-    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad"],
-                              video_token_id=ids["video_pad"], vision_start_token_id=ids["vision_start"],
-                              vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
-    return _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer,
-                        PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels), out, seed)
+    transform = PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels)
+    return _save_qwen_vl("Qwen2_5_VL", out_dir, corpus, vision, transform, seed, vocab_size=vocab_size,
+                         text=dict(hidden_size=text_width, num_hidden_layers=text_layers,
+                                   num_attention_heads=text_heads, num_key_value_heads=kv_heads),
+                         rope=dict(rope_theta=1e6))
 
 
 def build_qwen3_vl(out_dir: str | Path, corpus, *, patch_size: int = 16, vision_width: int = 32,
@@ -118,29 +105,40 @@ def build_qwen3_vl(out_dir: str | Path, corpus, *, patch_size: int = 16, vision_
     M-RoPE as the published models have it) with its tokenizer and video processor settings (the pixel
     budget over the whole video, ImageNet's 0.5 mean and deviation), save it to ``out_dir`` and return the
     path. Deterministic for a given corpus and seed."""
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-
     from .patches import PatchTransform
 
-    out = Path(out_dir)
-    tokenizer = build_tokenizer(corpus, vocab_size, SPECIAL_TOKENS[:3] + QWEN_VL_TOKENS)
-    half = text_width // text_heads // 2
-    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
     vision = dict(depth=vision_layers, hidden_size=vision_width, intermediate_size=2 * vision_width,
                   num_heads=vision_heads, out_hidden_size=text_width, patch_size=patch_size, spatial_merge_size=2,
                   temporal_patch_size=2, num_position_embeddings=64,
                   deepstack_visual_indexes=list(range(vision_layers - 1)))
-    text = dict(hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
-                num_attention_heads=text_heads, num_key_value_heads=kv_heads, head_dim=text_width // text_heads,
-                vocab_size=len(tokenizer), max_position_embeddings=8192, tie_word_embeddings=True,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-                rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=section,
-                                     mrope_interleaved=True))
-    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
-           for name in ("image_pad", "video_pad", "vision_start", "vision_end")}
-    config = Qwen3VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image_pad"],
-                           video_token_id=ids["video_pad"], vision_start_token_id=ids["vision_start"],
-                           vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
     transform = PatchTransform(patch_size=patch_size, min_pixels=min_pixels, max_pixels=max_pixels,
                                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), video_budget=True)
-    return _save_random(Qwen3VLForConditionalGeneration, config, tokenizer, transform, out, seed)
+    return _save_qwen_vl("Qwen3VL", out_dir, corpus, vision, transform, seed, vocab_size=vocab_size,
+                         text=dict(hidden_size=text_width, num_hidden_layers=text_layers,
+                                   num_attention_heads=text_heads, num_key_value_heads=kv_heads,
+                                   head_dim=text_width // text_heads),
+                         rope=dict(rope_theta=5e6, mrope_interleaved=True))
+
+
+def _save_qwen_vl(name: str, out_dir: str | Path, corpus, vision: dict, transform, seed: int, *, vocab_size: int,
+                  text: dict, rope: dict) -> Path:
+    """What both Qwen builders share: the tokenizer with Qwen-VL's vision tokens, the LM's config (``text``:
+    its sizes; M-RoPE's sections (t, h, w) over the head's rotary pairs, ``rope`` the rest of its settings),
+    the model config naming those tokens, and the seeded random model saved with ``transform``. ``name``:
+    transformers' class prefix (``Qwen2_5_VL``, ``Qwen3VL``)."""
+    import transformers
+
+    tokenizer = build_tokenizer(corpus, vocab_size, SPECIAL_TOKENS[:3] + QWEN_VL_TOKENS)
+    half = text["hidden_size"] // text["num_attention_heads"] // 2
+    section = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    text = dict(text, intermediate_size=4 * text["hidden_size"], vocab_size=len(tokenizer),
+                max_position_embeddings=8192, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                rope_parameters=dict(rope_type="default", mrope_section=section, **rope))
+    ids = {token: tokenizer.convert_tokens_to_ids(f"<|{token}|>")
+           for token in ("image_pad", "video_pad", "vision_start", "vision_end")}
+    config = getattr(transformers, f"{name}Config")(
+        vision_config=vision, text_config=text, image_token_id=ids["image_pad"], video_token_id=ids["video_pad"],
+        vision_start_token_id=ids["vision_start"], vision_end_token_id=ids["vision_end"], tie_word_embeddings=True)
+    return _save_random(getattr(transformers, f"{name}ForConditionalGeneration"), config, tokenizer, transform,
+                        Path(out_dir), seed)
