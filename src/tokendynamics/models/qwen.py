@@ -45,7 +45,7 @@ class CompressedQwen2_5_VL(VideoLLM):
     def __init__(self, host, tokenizer, transform: PatchTransform, reducer, recipe: dict | None = None):
         super().__init__(host, tokenizer, transform, reducer, recipe)
         self.video_pad = host.config.video_token_id
-        self._offsets: dict[tuple, tuple[torch.Tensor, int]] = {}  # per token grid (and fps): the host's rule
+        self._offsets: dict[tuple, tuple[torch.Tensor, int]] = {}  # per token grid (and timing): the host's rule
         self._cache_arg = cache_keyword(host)
 
     @classmethod
@@ -106,17 +106,22 @@ class CompressedQwen2_5_VL(VideoLLM):
 
     def cell_offsets(self, t: int, h: int, w: int) -> tuple[torch.Tensor, int]:
         """The host's positions for a full video of ``t x h x w`` merged tokens, from its first position:
-        ``([3, t * h * w] offsets in raster order, advance)`` (``advance``: where the text after starts),
-        from the host's own ``get_rope_index`` (kept per grid)."""
-        key = (t, h, w, self.fps)
+        ``([3, t * h * w] offsets in raster order, advance)`` (``advance``: where the text after starts)."""
+        return self._rope_offsets(t, h, w, self.transform.temporal_patch_size / self.fps)
+
+    def _rope_offsets(self, t: int, h: int, w: int, seconds: float | None = None) -> tuple[torch.Tensor, int]:
+        """``([3, t * h * w], advance)`` from the host's own ``get_rope_index`` for ``t x h x w`` merged video
+        tokens followed by one text token (``seconds``: the time between temporal patches, for a host that
+        positions by it), so that every transformers version's rule holds; kept per grid."""
+        key = (t, h, w, seconds)
         if key not in self._offsets:
             n, merge = t * h * w, self.transform.merge_size
             ids = torch.tensor([[self.video_pad] * n + [self.tokenizer.eos_token_id]])
             kinds = torch.tensor([[2] * n + [0]])  # video, then one text token
-            seconds = torch.tensor([self.transform.temporal_patch_size / self.fps])
+            timing = {} if seconds is None else dict(second_per_grid_ts=torch.tensor([seconds]))
             positions, _ = self.host.model.get_rope_index(
-                ids, kinds, video_grid_thw=torch.tensor([[t, h * merge, w * merge]]), second_per_grid_ts=seconds,
-                attention_mask=torch.ones_like(ids))
+                ids, kinds, video_grid_thw=torch.tensor([[t, h * merge, w * merge]]),
+                attention_mask=torch.ones_like(ids), **timing)
             self._offsets[key] = positions[:, 0, :n].long().cpu(), int(positions[0, 0, n])
         return self._offsets[key]
 

@@ -22,12 +22,9 @@ features its rows would need.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from .host import VideoRows
-from .patches import PatchTransform
 from .qwen import CompressedQwen2_5_VL, _per_video
 
 __all__ = ["CompressedQwen3VL"]
@@ -43,10 +40,6 @@ class CompressedQwen3VL(CompressedQwen2_5_VL):
 
     model_types = ("qwen3_vl",)
     host_class = "Qwen3VLForConditionalGeneration"
-
-    @classmethod
-    def load_transform(cls, path: str | Path) -> PatchTransform:
-        return PatchTransform.from_pretrained(path)
 
     def chat_parts(self, text: str) -> tuple[str, str]:
         """Qwen3-VL's chat template for one video and a user message (no default system message)."""
@@ -109,26 +102,17 @@ class CompressedQwen3VL(CompressedQwen2_5_VL):
         order = torch.argsort(where, stable=True)
         present, counts = torch.unique_consecutive(where[order], return_counts=True)
         stamps = self.times(num_frames)
-        deep = tuple(cells.gather(level.reshape(-1, level.shape[-1]).T.float()).T.to(level.dtype)[order.to(level.device)]
-                     for level in levels)
+        deep = tuple(cells.gather(level.reshape(-1, level.shape[-1]).T.float()).T.to(level.dtype)
+                     [order.to(level.device)] for level in levels)
         return VideoRows(rows[order.to(rows.device)], within[:, order], (advance,) * len(present),
                          tuple(counts.tolist()), tuple(stamps[p] for p in present.tolist()), deep)
 
     def cell_offsets(self, t: int, h: int, w: int) -> tuple[torch.Tensor, int]:
         """The host's positions for one temporal patch's ``h x w`` cells from its span's start (Qwen3-VL
-        positions every patch from its own span, so ``t`` must be 1): ``([3, h * w], advance)``, from the
-        host's own ``get_rope_index`` (kept per grid)."""
+        positions every patch from its own span, so ``t`` must be 1): ``([3, h * w], advance)``."""
         if t != 1:
             raise ValueError(f"Qwen3-VL positions each temporal patch from its own span: t must be 1, got {t}")
-        key = (h, w)
-        if key not in self._offsets:
-            n, merge = h * w, self.transform.merge_size
-            ids = torch.tensor([[self.video_pad] * n + [self.tokenizer.eos_token_id]])
-            positions, _ = self.host.model.get_rope_index(ids, torch.tensor([[2] * n + [0]]),
-                                                           video_grid_thw=torch.tensor([[1, h * merge, w * merge]]),
-                                                           attention_mask=torch.ones_like(ids))
-            self._offsets[key] = positions[:, 0, :n].long().cpu(), int(positions[0, 0, n])
-        return self._offsets[key]
+        return self._rope_offsets(1, h, w)
 
     # ------------------------------------------------------------------ the host's forward
 
