@@ -141,10 +141,11 @@ class TokenDynamics(nn.Module):
         x = video_tokens(tokens)  # hash_video checks the values
         if x.shape[-1] != self.config.dim:
             raise ValueError(f"tokens must have width {self.config.dim} (the config's dim), got {x.shape[-1]}")
+        backend = Backend.choose(x.device)  # once, for the hashing and the attention
         with torch.no_grad():
-            h = hash_video(x.detach(), **self.config.hash_kwargs)
+            h = hash_video(x.detach(), **self.config.hash_kwargs, backend=backend)
         table = table_rows(x, h, next(self.parameters()).dtype)
-        return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
+        return CompactVideo(self.fuse(table, h.key_map, h.mask, backend), h.mask, h)
 
     def from_table(self, h: TokenHashTable) -> CompactVideo:
         """The fused tokens of a hash table already built (a :class:`~tokendynamics.stream.HashStream`'s
@@ -154,13 +155,16 @@ class TokenDynamics(nn.Module):
         table = h.table.to(next(self.parameters()).dtype)
         return CompactVideo(self.fuse(table, h.key_map, h.mask), h.mask, h)
 
-    def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor) -> torch.Tensor:
+    def fuse(self, table: torch.Tensor, key_map: torch.Tensor, row_mask: torch.Tensor,
+             backend: Backend | None = None) -> torch.Tensor:
         """The learned half: motion from ``key_map`` ``[B, T, H, W]`` written into ``table`` ``[B, K, D]``
         by cross-dynamics attention; ``row_mask`` ``[B, K]`` -> ``[B, K, out_dim]``.
 
         Without gradients on CUDA it is replayed as one CUDA graph per shape (the eager kernels, launched
-        at once; the graph reads the parameters in place, so it follows in-place updates of them)."""
-        if torch.is_grad_enabled() or not Backend.choose(table.device).graphs:
+        at once; the graph reads the parameters in place, so it follows in-place updates of them), unless
+        ``backend`` (default :meth:`~tokendynamics.cluster.backend.Backend.choose`) has graphs off."""
+        backend = Backend.choose(table.device) if backend is None else backend
+        if torch.is_grad_enabled() or not backend.graphs:
             return _fuse(table, key_map, row_mask, owner=self)
         weights = tuple((p.data_ptr(), p.dtype, p.shape) for p in self.parameters())  # new storage: new graph
         return cudagraphs.replay(_fuse, table, key_map, row_mask, owner=self, weights=weights)
