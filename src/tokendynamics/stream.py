@@ -121,11 +121,12 @@ class HashStream:
             raise ValueError(f"frames must keep the stream's grid {tuple(self._keys.shape[2:])}, "
                              f"got {tuple(frames.shape[2:4])}")
         for frame in frames.to(self.device).unbind(1):
-            before = None if self._state is None else self._state.error.clone()  # the graph overwrites it
+            if not self._window.maxlen:
+                self._add(frame)
+                continue
+            before = 0 if self._state is None else self._state.error.clone()  # the graph overwrites it
             self._add(frame)
-            if self._window.maxlen:
-                added = self._state.error - (0 if before is None else before)
-                self._window.append((frame.flatten(1, 2).float().clone(), added))
+            self._window.append((frame.flatten(1, 2).float().clone(), self._state.error - before))
 
     def refine(self, passes: int = 2) -> None:
         """Move the kept frames' cells (``window``) to their nearest row as the rows now are, the rows'
@@ -148,7 +149,8 @@ class HashStream:
                              space=st.space - _grouped(z, old, k)[0] + _grouped(z, new, k)[0])
             kept.copy_(new.view(kept.shape))
         means = st.sums / st.counts.clamp_min(1)[..., None]
-        errors = ((x.double() - _take(means, kept.reshape(self.batch, -1))) ** 2).sum(-1).view(self.batch, w, -1).sum(-1)
+        cells = kept.reshape(self.batch, -1)
+        errors = ((x.double() - _take(means, cells)) ** 2).sum(-1).view(self.batch, w, -1).sum(-1)  # [B, w]
         st = st._replace(error=st.error - sum(e for _, e in self._window) + errors.sum(1))
         self._window = collections.deque(((tokens, errors[:, i]) for i, (tokens, _) in enumerate(self._window)),
                                          maxlen=self._window.maxlen)
@@ -159,13 +161,14 @@ class HashStream:
         then record it."""
         if self._state is None:
             x = frame.flatten(1, 2).float()
-            labels, k = self._first(frame, _point(x, self.metric))
+            z = _point(x, self.metric)
+            labels, k = self._first(frame, z)
             b, d, f64 = self.batch, self.dim, dict(dtype=torch.float64, device=self.device)
             empty = _State(torch.zeros(b, k, d, **f64), torch.zeros(b, k, d, **f64), torch.zeros(b, k, **f64),
                            torch.zeros(b, **f64), torch.zeros(b, **f64), torch.zeros(b, d, **f64),
                            torch.zeros((), dtype=torch.long, device=self.device),
                            torch.full((b,), -1, dtype=torch.long, device=self.device))
-            self._state = _accumulate(x, _point(x, self.metric), labels, empty)
+            self._state = _accumulate(x, z, labels, empty)
             self._keys = torch.empty(b, 4, *frame.shape[1:3], dtype=torch.long, device=self.device)
             self._record(labels, torch.zeros(0, b, 3, dtype=torch.long, device=self.device))
             return
