@@ -159,10 +159,11 @@ def _train(args, console: Console) -> None:
     from .train import TrainConfig, train
 
     num_tokens, options = _reducer_settings(args)
-    weights = _pairs(args.type_weight, "--type-weight", "TYPE=W with a whole number W")
+    form = "TYPE=W with a whole number W"
+    weights = _pairs(args.type_weight, "--type-weight", form)
     for kind, value in weights.items():
         if not value.isdigit():
-            raise ValueError(f"--type-weight must be TYPE=W with a whole number W, got {f'{kind}={value}'!r}")
+            raise ValueError(f"--type-weight must be {form}, got {f'{kind}={value}'!r}")
         weights[kind] = int(value)
     summary = train(_config(TrainConfig, args, num_tokens=num_tokens, compressor_options=options,
                             train_projector=not args.freeze_projector, prefer_arrays=not args.no_arrays,
@@ -307,7 +308,9 @@ def _command(argv: list[str] | None) -> int:
     console = Console()
     torch.manual_seed(getattr(args, "seed", 0))  # every command that draws takes --seed
     try:
-        {"demo": _demo, "live": _live, "motionqa": _motionqa, "changeqa": _motionqa, "train": _train, "eval": _eval}[args.command](args, console)
+        commands = {"demo": _demo, "live": _live, "motionqa": _motionqa, "changeqa": _motionqa, "train": _train,
+                    "eval": _eval}
+        commands[args.command](args, console)
     except (ValueError, TypeError, FileNotFoundError) as err:  # one line naming what is wrong
         console.print(f"[red]error:[/red] {_one_line(err, args.command)}", highlight=False, soft_wrap=True)
         return 2
