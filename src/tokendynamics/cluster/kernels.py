@@ -186,8 +186,8 @@ def _padded(k: int) -> int:
 def lloyd_steps(x, scale, sq_norms, mask, num_clusters, *state, cosine: bool, tol: float, max_iters: int,
                 steps: int) -> LloydState:
     """``steps`` passes of Lloyd's algorithm over every active video, in place on ``state`` (the tensors of
-    a :class:`LloydState`, in its order: :func:`lloyd_start`'s); a video stops (``active`` False) once it has converged or made ``max_iters``
-    iterations, so passes past that change nothing.
+    a :class:`LloydState`, in its order: :func:`lloyd_start`'s); a video stops (``active`` False) once it
+    has converged or made ``max_iters`` iterations, so passes past that change nothing.
 
     A video's first pass (iterations -1) is the initial assignment to the given centroids (no update); it
     adds every point into the partial sums. Later passes add only the points whose label changed (out of

@@ -1,5 +1,5 @@
-"""Inputs: real video decoding (PyAV), the QA dataset format, the MotionQA and ChangeQA generators, and token videos with
-planted structure for tests and benchmarks."""
+"""Inputs: real video decoding (PyAV), the QA dataset format, the MotionQA and ChangeQA generators, and
+token videos with planted structure for tests and benchmarks."""
 
 from .qa import QADataset, QAItem, collate_qa, load_qa, write_qa
 from .synthetic import PlantedVideo, planted_token_video

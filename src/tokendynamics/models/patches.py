@@ -112,7 +112,8 @@ class PatchTransform:
     def save_pretrained(self, directory: str | Path) -> None:
         """Write a processor config that Hugging Face's Qwen2-VL (or, with ``video_budget``, Qwen3-VL)
         video processor reads too."""
-        cfg = dict(video_processor_type=PROCESSORS[self.video_budget], do_resize=True, do_rescale=True, do_normalize=True,
+        cfg = dict(video_processor_type=PROCESSORS[self.video_budget], do_resize=True, do_rescale=True,
+                   do_normalize=True,
                    size=dict(shortest_edge=self.min_pixels, longest_edge=self.max_pixels),
                    patch_size=self.patch_size, temporal_patch_size=self.temporal_patch_size,
                    merge_size=self.merge_size, image_mean=list(self.mean), image_std=list(self.std),

@@ -163,7 +163,8 @@ class CompressedQwen2_5_VL(VideoLLM):
         from transformers import DynamicCache
 
         if kwargs:
-            raise ValueError(f"{type(self).__name__}.generate takes no options beyond max_new_tokens, got {sorted(kwargs)}")
+            raise ValueError(f"{type(self).__name__}.generate takes no options beyond max_new_tokens, "
+                             f"got {sorted(kwargs)}")
         inputs = self.build_inputs(videos, texts, visual=visual)
         mask, positions = inputs["attention_mask"], inputs["position_ids"]
         step = positions.amax((0, 2)) + 1  # [B] the next token's position
@@ -180,8 +181,9 @@ class CompressedQwen2_5_VL(VideoLLM):
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             embeds = self.host.get_input_embeddings()(token[:, None])
-            logits = self.host(inputs_embeds=embeds, attention_mask=mask, position_ids=step.view(1, -1, 1).expand(3, -1, 1),
-                               use_cache=True, **{self._cache_arg: cache}).logits[:, -1]
+            logits = self.host(inputs_embeds=embeds, attention_mask=mask,
+                               position_ids=step.view(1, -1, 1).expand(3, -1, 1), use_cache=True,
+                               **{self._cache_arg: cache}).logits[:, -1]
             step = step + 1
         return self.tokenizer.batch_decode(torch.stack(answer, 1), skip_special_tokens=True)
 
