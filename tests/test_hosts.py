@@ -15,24 +15,36 @@ BUILDERS = {"llava_onevision": build_llava_onevision, "qwen2_5_vl": build_qwen2_
 QWEN = ("qwen2_5_vl", "qwen3_vl")
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Each host's tiny model, built once for the module and loaded afresh by every test."""
+    paths = {}
+
+    def host(name):
+        if name not in paths:
+            paths[name] = BUILDERS[name](tmp_path_factory.mktemp(name) / "host", CORPUS, seed=0)
+        return paths[name]
+    return host
+
+
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
-def tiny(request, tmp_path_factory):
-    return BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "host", CORPUS, seed=0)
+def tiny(request, built):
+    return built(request.param)
 
 
 @pytest.fixture(scope="module", params=QWEN)
-def qwen(request, tmp_path_factory):
-    return BUILDERS[request.param](tmp_path_factory.mktemp(request.param) / "host", CORPUS, seed=0)
+def qwen(request, built):
+    return built(request.param)
 
 
 @pytest.fixture(scope="module")
-def qwen25(tmp_path_factory):
-    return build_qwen2_5_vl(tmp_path_factory.mktemp("qwen25") / "host", CORPUS, seed=0)
+def qwen25(built):
+    return built("qwen2_5_vl")
 
 
 @pytest.fixture(scope="module")
-def qwen3(tmp_path_factory):
-    return build_qwen3_vl(tmp_path_factory.mktemp("qwen3") / "host", CORPUS, seed=0)
+def qwen3(built):
+    return built("qwen3_vl")
 
 
 def _videos(*frames, seed=0, size=(56, 84)):
