@@ -101,9 +101,9 @@ def stage0(a) -> Path:
     if a.pretrain_steps:  # stage 0: the vision tower learns colours, shapes and positions per frame
         start = time.perf_counter()
         log = pretrain_vision(host, a.out / "mqa", steps=a.pretrain_steps, seed=a.seed, dense=a.dense,
-                              position=a.position)
+                              position=a.position, balanced=a.balanced)
         record(a.out, run="stage0", steps=a.pretrain_steps, seconds=round(time.perf_counter() - start, 1), log=log,
-               architecture=a.arch, dense=a.dense, position=a.position)
+               architecture=a.arch, dense=a.dense, position=a.position, balanced=a.balanced)
     return host
 
 
@@ -173,6 +173,8 @@ def main():
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--pretrain-steps", type=int, default=0, help="stage 0 steps for the vision tower (0: none)")
     p.add_argument("--dense", action="store_true", help="stage 0 also labels every patch's object (colour, shape)")
+    p.add_argument("--balanced", action="store_true",
+                   help="with --dense: object patches weigh as much as all background patches together")
     p.add_argument("--position", action="store_true", help="stage 0 also teaches every patch its own row and column")
     p.add_argument("--size", type=int, default=DATA["size"], help="data: the videos' side in pixels")
     p.add_argument("--arch", type=json.loads, default={},

@@ -324,10 +324,30 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
     assert (grid[:, :2, :2] == list(COLOURS).index("red")).all() and (grid[:, 2:] == len(COLOURS)).all()
     assert (shape.reshape(3, 4, 4)[:, :2, :2] == list(SHAPES).index("square")).all()
     copy = shutil.copytree(host, tmp_path / "host")
-    log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1, dense=True, position=True)
-    assert len(log) == 2 and all(entry["loss"] > 0 for entry in log)
+    log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1, dense=True, position=True,
+                          balanced=True)
+    assert len(log) == 2 and all(entry["loss"] > 0 and 0 <= entry["object_shape_accuracy"] <= 1 for entry in log)
     with pytest.raises(ValueError, match="unknown architecture field"):
         build_host(tmp_path / "bad", image_sise=224)
+
+
+def test_balanced_dense_loss_weighs_object_patches_as_much_as_the_background():
+    import math
+
+    from tokendynamics.data.motionqa import COLOURS, SHAPES
+    from tokendynamics.pretrain import _dense_loss, _shape_accuracy
+
+    colours, shapes = len(COLOURS) + 1, len(SHAPES) + 1
+    colour = torch.full((1, 8), len(COLOURS))  # 8 patches: 2 on a red square, 6 background
+    shape = torch.full((1, 8), len(SHAPES))
+    colour[0, :2], shape[0, :2] = 0, 1
+    logits = torch.zeros(1, 8, colours + shapes)  # uniform on the object patches ...
+    logits[0, 2:, colours - 1] = logits[0, 2:, -1] = 100.0  # ... and sure of the background elsewhere
+    uniform = math.log(colours) + math.log(shapes)
+    assert _dense_loss(logits, [(colour, shape)], "cpu", False) == pytest.approx(uniform * 2 / 8, rel=1e-5)
+    assert _dense_loss(logits, [(colour, shape)], "cpu", True) == pytest.approx(uniform / 2, rel=1e-5)
+    logits[0, 0, colours + 1] = 5.0  # the first object patch's shape now right, the second's not
+    assert _shape_accuracy(logits, [(colour, shape)], "cpu") == 0.5
 
 
 def test_errors_are_one_line_even_from_worker_processes(setup, tmp_path, capsys):

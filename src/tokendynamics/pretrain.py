@@ -1,10 +1,11 @@
 """Stage 0 of the built-in model's recipe: the vision tower trained alone on MotionQA frames, before any
 LLM reads its tokens. Targets come from the generator's scene records: which colours and shapes are on each
 frame and where each colour's object is (always); the colour and the shape of the object on every patch
-(``dense``); every patch's own row and column (``position``, so that the tokens say where they are).
+(``dense``), with the patches an object covers weighted as much as all the background ones together
+(``balanced``); every patch's own row and column (``position``, so that the tokens say where they are).
 
     from tokendynamics.pretrain import pretrain_vision
-    pretrain_vision(host_dir, motionqa_dir, steps=1000, dense=True, position=True)
+    pretrain_vision(host_dir, motionqa_dir, steps=1000, dense=True, balanced=True, position=True)
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ class FrameProbe(torch.nn.Module):
 
 def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 1500, videos_per_step: int = 8,
                     lr: float = 1e-3, seed: int = 0, log_every: int = 100, dense: bool = False,
-                    position: bool = False) -> list[dict]:
+                    position: bool = False, balanced: bool = False) -> list[dict]:
     """Stage 0: train the host's vision tower (in place, saved back to ``host_dir``) to see which colours
     and shapes are on each frame of the MotionQA train split and where each colour's object is; with
-    ``dense``, also the colour and shape of the object on every patch (:func:`patch_labels`); with
-    ``position``, also every patch's own row and column (so that the tokens the LLM reads say where they
-    are). Returns the loss log."""
+    ``dense``, also the colour and shape of the object on every patch (:func:`patch_labels`; with
+    ``balanced``, the object patches' mean loss and the background's count alike, where most patches are
+    background); with ``position``, also every patch's own row and column (so that the tokens the LLM reads say where they
+    are). Returns the loss log (with ``dense``, also the share of object patches whose shape the head gets
+right in the logged step's batch)."""
     import json
 
     from transformers import LlavaOnevisionForConditionalGeneration
@@ -114,7 +117,8 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
         loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), present)
                 + ((where - centre).abs() * seen).sum() / seen.sum().clamp_min(1) / 2)
         if dense:
-            loss = loss + _dense_loss(probe.dense(patches.float()), labels, dev)
+            dense_logits = probe.dense(patches.float())
+            loss = loss + _dense_loss(dense_logits, labels, dev, balanced)
         if position:
             loss = loss + _position_loss(probe.where(patches.float()), probe.grid)
         optimizer.zero_grad()
@@ -122,7 +126,8 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         if step % log_every == 0 or step == steps:
-            log.append(dict(step=step, loss=float(loss.detach())))
+            log.append(dict(step=step, loss=float(loss.detach()),
+                            **({"object_shape_accuracy": _shape_accuracy(dense_logits, labels, dev)} if dense else {})))
     host.save_pretrained(host_dir)
     return log
 
@@ -136,12 +141,28 @@ def _position_loss(logits: torch.Tensor, grid: int) -> torch.Tensor:
             + ce(logits[..., grid:].flatten(0, 1), cols.flatten()))
 
 
-def _dense_loss(logits: torch.Tensor, labels, dev) -> torch.Tensor:
+def _dense_loss(logits: torch.Tensor, labels, dev, balanced: bool) -> torch.Tensor:
     """Cross-entropy of the per-patch colour and shape logits ``[F, P, C + 1 + S + 1]`` against
-    :func:`patch_labels` (a ``(colour, shape)`` pair per video)."""
-    colour = torch.cat([c for c, _ in labels]).to(dev)
-    shape = torch.cat([s for _, s in labels]).to(dev)
+    :func:`patch_labels` (a ``(colour, shape)`` pair per video): the mean over patches, or with
+    ``balanced`` the mean of the object patches' mean and the background patches' mean."""
+    colour, shape = _stacked(labels, dev)
     split = len(COLOURS) + 1
-    ce = torch.nn.functional.cross_entropy
-    return (ce(logits[..., :split].flatten(0, 1), colour.flatten())
-            + ce(logits[..., split:].flatten(0, 1), shape.flatten()))
+    ce = torch.nn.functional.cross_entropy(logits[..., :split].flatten(0, 1), colour.flatten(), reduction="none")
+    ce = ce + torch.nn.functional.cross_entropy(logits[..., split:].flatten(0, 1), shape.flatten(), reduction="none")
+    if not balanced:
+        return ce.mean()
+    on_object = (shape.flatten() < len(SHAPES)).float()
+    return sum((ce * w).sum() / w.sum().clamp_min(1) for w in (on_object, 1 - on_object)) / 2
+
+
+def _stacked(labels, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`patch_labels`' per-video ``(colour, shape)`` pairs as two ``[F, P]`` tensors on ``dev``."""
+    return tuple(torch.cat(part).to(dev) for part in zip(*labels))
+
+
+def _shape_accuracy(logits: torch.Tensor, labels, dev) -> float:
+    """The share of object patches whose shape the dense head ``[F, P, C + 1 + S + 1]`` gets right."""
+    shape = _stacked(labels, dev)[1]
+    on_object = shape < len(SHAPES)
+    guess = logits[..., len(COLOURS) + 1: len(COLOURS) + 1 + len(SHAPES)].argmax(-1)
+    return round(float((guess == shape)[on_object].float().mean()), 4)
