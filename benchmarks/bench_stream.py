@@ -39,12 +39,14 @@ def build_lm(dim: int, layers: int | None, device):
     return _random_bf16(lambda: transformers.Qwen2Model(config), device)
 
 
-def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True,
-                     batch: int = 1) -> tuple[list[float], td.HashStream]:
+def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True, batch: int = 1,
+                     sketch: int | None = None) -> tuple[list[float], td.HashStream]:
     """Seconds of each frame's ``push`` into a fresh stream (its updates replayed as CUDA graphs or eager),
-    and the stream; with ``batch`` B, ``frames`` are ``[T, B, H, W, D]`` and B streams take each step."""
+    and the stream; with ``batch`` B, ``frames`` are ``[T, B, H, W, D]`` and B streams take each step;
+    ``sketch``: the rows kept (default the stream's, 2 K)."""
     backend = Backend.choose(dev, graphs=graphs)
-    stream, times = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch), []
+    stream = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch, sketch=sketch)
+    times = []
     for frame in frames:
         sync(dev)
         start = time.perf_counter()
@@ -82,15 +84,16 @@ def main():
         return (through or run_lm)(torch.cat([text[:, :TEXT_TOKENS // 2], visual, text[:, TEXT_TOKENS // 2:]], 1))
 
     with torch.no_grad():
-        updates = {}
-        for graphs in (True, False):
-            per_frame_update(frames[:4], a.k, dev, graphs)  # warm-up (kernels)
-            updates[graphs], stream = per_frame_update(frames, a.k, dev, graphs)
+        updates, streams = {}, {}
+        for graphs, sketch in ((True, None), (False, None), (True, a.k)):  # a.k: no sketch
+            per_frame_update(frames[:4], a.k, dev, graphs, sketch=sketch)  # warm-up (kernels)
+            updates[graphs, sketch], streams[sketch] = per_frame_update(frames, a.k, dev, graphs, sketch=sketch)
         cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
                  **({"full tokens, eager prefill": lambda: prefill(frames.reshape(1, -1, a.dim), eager_lm)}
                     if a.compile else {}),
                  "offline Token Dynamics": lambda: prefill(reducer(frames).tokens),
-                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(stream.table()).tokens)}
+                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(streams[None].table()).tokens),
+                 "streamed Token Dynamics, no sketch": lambda: prefill(reducer.from_table(streams[a.k].table()).tokens)}
         ttft = {}
         for name, run in cases.items():
             run()  # compiles (with --compile) outside the timing
@@ -101,7 +104,8 @@ def main():
     def summary(times):  # frame 0 is clustered; frame 1 captures the stream's graph (with graphs)
         return dict(first=1e3 * times[0], second=1e3 * times[1], median=1e3 * statistics.median(times[2:]),
                     max=1e3 * max(times[2:]))
-    update = {"graphs": summary(updates[True]), "eager": summary(updates[False])}
+    update = {"graphs": summary(updates[True, None]), "eager": summary(updates[False, None]),
+              "graphs, no sketch": summary(updates[True, a.k])}
     batched = []
     with torch.no_grad():
         for b in a.batches:
@@ -113,14 +117,16 @@ def main():
     result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
                   lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, rows=rows,
                   update_ms=update, batched=batched)
-    g, e = update["graphs"], update["eager"]
+    g, e, n = update["graphs"], update["eager"], update["graphs, no sketch"]
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
              f"K = {a.k}, LM: Qwen2-7B shape, {result['lm_layers']} layers, bf16, random weights"
              f"{', prefill compiled' if a.compile else ''}.", "",
              "| per-frame update (ms) | first frame (clustered) | second frame | median of the rest | max of the rest |",
              "|---|---|---|---|---|",
              f"| CUDA graph per stream | {g['first']:.2f} | {g['second']:.2f} (captures) | {g['median']:.3f} | {g['max']:.3f} |",
-             f"| eager | {e['first']:.2f} | {e['second']:.2f} | {e['median']:.3f} | {e['max']:.3f} |", "",
+             f"| eager | {e['first']:.2f} | {e['second']:.2f} | {e['median']:.3f} | {e['max']:.3f} |",
+             f"| CUDA graph, no sketch ({a.k} rows) | {n['first']:.2f} | {n['second']:.2f} (captures) "
+             f"| {n['median']:.3f} | {n['max']:.3f} |", "",
              f"The graph's update is {e['median'] / g['median']:.1f}x faster than the eager one (medians).", "",
              "| streams updated together (one graph) | update of a frame (ms, median) | per stream (ms) |",
              "|---|---|---|", f"| 1 | {g['median']:.3f} | {g['median']:.3f} |",

@@ -88,6 +88,46 @@ def test_something_new_gets_a_row_of_its_own():
     assert float(frozen.table().distortion()) > float(stream.table().distortion())
 
 
+def _drifting_video(seed: int, frames: int = 12) -> torch.Tensor:
+    """``[frames, 8, 8, 16]`` tokens: a background turning from one direction to another, and an object
+    crossing it that changes every four frames (new content the first frame's rows never saw)."""
+    import math
+
+    g, axes = torch.Generator().manual_seed(seed), torch.eye(16)
+    video = []
+    for t in range(frames):
+        turn = t / (frames - 1) * math.pi / 2
+        frame = math.cos(turn) * axes[0] + math.sin(turn) * axes[1] + 0.05 * torch.randn(8, 8, 16, generator=g)
+        x = t % 8
+        frame[2:5, x:x + 2] = axes[2 + t // 4] + 0.05 * torch.randn(3, min(2, 8 - x), 16, generator=g)
+        video.append(frame)
+    return torch.stack(video)
+
+
+def test_the_sketch_rows_are_grouped_into_the_table_with_their_exact_error():
+    from tokendynamics.stream import _grouped_rows
+
+    sums = torch.tensor([[[1.0], [3.0], [10.0]]], dtype=torch.float64)  # three rows of one cell each
+    counts = torch.ones(1, 3, dtype=torch.float64)
+    total, n, joined = _grouped_rows(sums, counts, torch.tensor([[0, 0, 1]]), 2)
+    assert total.flatten().tolist() == [4.0, 10.0] and n.flatten().tolist() == [2.0, 1.0]
+    assert float(joined) == pytest.approx(2.0)  # 1 and 3 against their mean 2: 1 + 1
+    tokens = _drifting_video(seed=1)
+    sketched, plain = _stream(tokens, 4), _stream(tokens, 4, sketch=4)  # 8 rows kept (default), or 4
+    h = sketched.table()
+    assert h.table.shape == (1, 4, 16) and int(h.key_map.max()) < 4 and sketched._state.counts.shape[1] == 8
+    torch.testing.assert_close(h.reconstruct()[0], h.table[0][h.key_map[0]])
+    offline = float(td.hash_video(tokens, 4).distortion())
+    assert float(plain.table().distortion(tokens)) > 1.5 * offline  # rows fitted to the first frames
+    assert float(h.distortion(tokens)) < 1.2 * offline
+    assert float(h.distortion()) <= float(h.distortion(tokens)) * 1.0001  # as frames came, never above
+    for bad, match in ((3, "sketch must be an int >= num_tokens"), (True, "sketch must be an int")):
+        with pytest.raises(ValueError, match=match):
+            td.HashStream(4, 64, sketch=bad)
+    with pytest.raises(ValueError, match="sketch needs a fixed length"):
+        td.HashStream(None, 64, max_distortion=0.1, sketch=8)
+
+
 @pytest.mark.parametrize("target", [0.05, 0.2])
 def test_an_adaptive_stream_meets_its_target_with_the_offline_count(target):
     tokens = planted_token_video(num_frames=16, noise=0.005, seed=1).tokens
