@@ -76,13 +76,13 @@ class FrameProbe(torch.nn.Module):
 def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 1500, videos_per_step: int = 8,
                     lr: float = 1e-3, seed: int = 0, log_every: int = 100, dense: bool = False,
                     position: bool = False, balanced: bool = False) -> list[dict]:
-    """Stage 0: train the host's vision tower (in place, saved back to ``host_dir``) to see which colours
-    and shapes are on each frame of the MotionQA train split and where each colour's object is; with
-    ``dense``, also the colour and shape of the object on every patch (:func:`patch_labels`; with
-    ``balanced``, the object patches' mean loss and the background's count alike, where most patches are
-    background); with ``position``, also every patch's own row and column (so that the tokens the LLM reads say where they
+    """Stage 0: train the host's vision tower (in place, saved back to ``host_dir``) to see which colours and
+    shapes are on each frame of the MotionQA train split and where each colour's object is; with ``dense``,
+    also the colour and shape of the object on every patch (:func:`patch_labels`; with ``balanced``, the
+    object patches' mean loss and the background's count alike, where most patches are background); with
+    ``position``, also every patch's own row and column (so that the tokens the LLM reads say where they
     are). Returns the loss log (with ``dense``, also the share of object patches whose shape the head gets
-right in the logged step's batch)."""
+    right in the logged step's batch)."""
     import json
 
     from transformers import LlavaOnevisionForConditionalGeneration
