@@ -327,6 +327,8 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
     log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1, dense=True, position=True,
                           balanced=True)
     assert len(log) == 2 and all(entry["loss"] > 0 and 0 <= entry["object_shape_accuracy"] <= 1 for entry in log)
+    with pytest.raises(ValueError, match="give dense=True"):
+        pretrain_vision(copy, root / "mqa", steps=1, balanced=True)
     with pytest.raises(ValueError, match="unknown architecture field"):
         build_host(tmp_path / "bad", image_sise=224)
 

@@ -87,6 +87,8 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
 
     from transformers import LlavaOnevisionForConditionalGeneration
 
+    if balanced and not dense:
+        raise ValueError("balanced weighs the dense target's patches: give dense=True (--dense) too")
     torch.manual_seed(seed)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     host = LlavaOnevisionForConditionalGeneration.from_pretrained(host_dir).to(dev)

@@ -205,7 +205,8 @@ class HashStream:
         self._frames += 1
 
     def _first(self, frame: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """The first frames' labels ``[B, N]`` and row count: k-means at K, or ``hash_video``'s adaptive K."""
+        """The first frames' labels ``[B, N]`` and row count: k-means into the sketch's rows (fixed length),
+        or ``hash_video``'s adaptive K."""
         if self.num_tokens is not None:
             k = min(self.sketch, z.shape[1])
             return kmeans(z, k, metric=self.metric, seed=self.seed, backend=self._backend).labels, k
