@@ -221,6 +221,9 @@ def test_the_llm_trains_by_default_and_the_recipe_is_saved(setup, tmp_path):
     saved = tmp_path / "run" / "model"
     recipe = load_recipe(saved)
     assert recipe["llm"] == "lora" and recipe["frames"] == 8 and recipe["answer_mode"] == "likelihood"
+    assert recipe["data"] == str(root / "mqa/train.jsonl") and "from" not in recipe  # the host has no recipe
+    train(_train_cfg(root, str(saved), tmp_path / "again", steps=1, lora_rank=4))  # a run from that model
+    assert load_recipe(tmp_path / "again" / "model")["from"] == recipe  # records the chain
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     merged = CompressedLlavaOnevision.from_pretrained(saved).eval()
     base = CompressedLlavaOnevision.from_pretrained(host, compressor="full")
@@ -314,6 +317,7 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
 
     from tokendynamics.data.motionqa import COLOURS, SHAPES
     from tokendynamics.models.builtin import build_host
+    from tokendynamics.models.recipe import load_recipe
     from tokendynamics.pretrain import patch_labels, pretrain_vision
 
     root, host = setup
@@ -327,6 +331,8 @@ def test_dense_patch_labels_and_the_position_and_dense_stage0(setup, tmp_path):
     log = pretrain_vision(copy, root / "mqa", steps=2, videos_per_step=2, log_every=1, dense=True, position=True,
                           balanced=True)
     assert len(log) == 2 and all(entry["loss"] > 0 and 0 <= entry["object_shape_accuracy"] <= 1 for entry in log)
+    assert load_recipe(copy)["stage0"] == dict(steps=2, videos_per_step=2, lr=1e-3, seed=0, dense=True,
+                                               balanced=True, position=True, data=str(root / "mqa"))
     with pytest.raises(ValueError, match="give dense=True"):
         pretrain_vision(copy, root / "mqa", steps=1, balanced=True)
     with pytest.raises(ValueError, match="unknown architecture field"):

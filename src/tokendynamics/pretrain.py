@@ -17,6 +17,7 @@ import torch
 
 from .data.motionqa import COLOURS, SHAPES, SceneObject, shape_mask
 from .models.frames import FrameTransform
+from .models.recipe import load_recipe, save_recipe
 
 
 def frame_targets(scene: dict, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,8 +82,8 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
     also the colour and shape of the object on every patch (:func:`patch_labels`; with ``balanced``, the
     object patches' mean loss and the background's count alike, where most patches are background); with
     ``position``, also every patch's own row and column (so that the tokens the LLM reads say where they
-    are). Returns the loss log (with ``dense``, also the share of object patches whose shape the head gets
-    right in the logged step's batch)."""
+    are). Its settings go to the host's recipe under ``"stage0"``. Returns the loss log (with ``dense``, also
+    the share of object patches whose shape the head gets right in the logged step's batch)."""
     import json
 
     from transformers import LlavaOnevisionForConditionalGeneration
@@ -131,6 +132,10 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
             log.append(dict(step=step, loss=float(loss.detach()),
                             **({"object_shape_accuracy": _shape_accuracy(dense_logits, labels, dev)} if dense else {})))
     host.save_pretrained(host_dir)
+    stage0 = dict(steps=steps, videos_per_step=videos_per_step, lr=lr, seed=seed, dense=dense, balanced=balanced,
+                  position=position, data=str(data_dir))
+    before = load_recipe(host_dir)
+    save_recipe(host_dir, dict(stage0=stage0, **({"from": before} if before else {})))
     return log
 
 

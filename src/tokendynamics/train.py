@@ -166,11 +166,15 @@ def merge_lora(model: VideoLLM, adapter_dir: Path | None = None) -> None:
         model.set_language_model(lm.merge_and_unload())
 
 
-def recipe(cfg: TrainConfig) -> dict:
-    """What the saved model records of its training (:mod:`.models.recipe`)."""
+def recipe(cfg: TrainConfig, base: dict | None = None) -> dict:
+    """What the saved model records of its training (:mod:`.models.recipe`): the settings, the data it read
+    (a QA file, or rendered MotionQA with its seed, types and weights), and under ``"from"`` the recipe of
+    the model it started from (``base``), so that a chain of runs is recorded whole."""
     keys = ("model", "compressor", "num_tokens", "compressor_options", "frames", "target", "llm", "lora_rank",
-            "vision_lr_scale", "train_projector", "augment", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed")
-    return dict({k: getattr(cfg, k) for k in keys}, answer_mode=ANSWER_MODES[cfg.target])
+            "vision_lr_scale", "train_projector", "augment", "steps", "batch_size", "grad_accum", "lr",
+            "weight_decay", "warmup", "seed", "data", "rendered_seed", "types", "type_weights")
+    own = dict({k: getattr(cfg, k) for k in keys}, answer_mode=ANSWER_MODES[cfg.target])
+    return dict(own, **({"from": base} if base else {}))
 
 
 # cuDNN's attention backward returns NaN query gradients on H100/H200 under torch 2.11 when a mask is passed and
@@ -284,6 +288,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
     set_seed(cfg.seed)
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
+    base_recipe = model.recipe
     cfg = replace(cfg, frames=recipe_frames(model.recipe, cfg.frames), target=recipe_target(model.recipe, cfg.target))
     if check_existing(cfg, output) and accelerator.is_main_process:
         shutil.rmtree(output)
@@ -363,7 +368,7 @@ def train(cfg: TrainConfig) -> dict:
     elif accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         merge_lora(final, output / ADAPTER)
-        final.recipe = recipe(cfg)
+        final.recipe = recipe(cfg, base_recipe)
         final.save_pretrained(output / "model")
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
         if skipped:

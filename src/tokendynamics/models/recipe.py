@@ -1,7 +1,9 @@
 """What a trained model was trained for, saved beside it (``tokendynamics_recipe.json``): the frames it
 samples, the answer it was trained to give and so how to score it, and how it was trained (which weights,
-steps, learning rate, data). Evaluation and training take their defaults from it, so that a model is never
-scored in a mode or at a frame count it was not trained for without being asked to."""
+steps, learning rate, data), with the recipe of the model it started from under ``"from"`` (a stage-0
+host records its tower's training under ``"stage0"``), so a chain of runs is recorded whole. Evaluation
+and training take their defaults from it, so that a model is never scored in a mode or at a frame count
+it was not trained for without being asked to."""
 
 from __future__ import annotations
 
