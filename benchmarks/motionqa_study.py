@@ -33,7 +33,7 @@ from pathlib import Path
 
 
 import tokendynamics as td
-from tokendynamics.data.motionqa import CONTENT_TYPES, generate_motionqa
+from tokendynamics.data.motionqa import BACKGROUNDS, CONTENT_TYPES, generate_motionqa
 from tokendynamics.evaluate import EvalConfig, evaluate
 from tokendynamics.models import CompressedLlavaOnevision
 from tokendynamics.models.builtin import DATA, build_host, save_stage2
@@ -84,7 +84,8 @@ def _eval(a, model, compressor=None, num_tokens=None, options=None, split="test"
 
 
 def _train(a, output, **kw) -> dict:
-    source = (dict(data=None, video_root=None, rendered_seed=DATA["seed"], rendered_size=a.size) if a.rendered
+    source = (dict(data=None, video_root=None, rendered_seed=DATA["seed"], rendered_size=a.size,
+                   rendered_backgrounds=a.backgrounds) if a.rendered
               else dict(data=str(a.out / "mqa" / "train.jsonl"), video_root=str(a.out / "mqa")))
     cfg = TrainConfig(**source, output=str(output), frames=a.frames, workers=a.workers, seed=a.seed, target="text",
                       frame_cache=a.frame_cache, augment=a.augment, **kw)
@@ -177,6 +178,8 @@ def main():
                    help="with --dense: object patches weigh as much as all background patches together")
     p.add_argument("--position", action="store_true", help="stage 0 also teaches every patch its own row and column")
     p.add_argument("--size", type=int, default=DATA["size"], help="data: the videos' side in pixels")
+    p.add_argument("--backgrounds", choices=BACKGROUNDS, default="muted",
+                   help="stage 1 with --rendered: the rendered videos' backgrounds (the test split stays muted)")
     p.add_argument("--arch", type=json.loads, default={},
                    help="stage 1: built-in architecture overrides, e.g. '{\"image_size\": 224, \"patch_size\": 16}'")
     p.add_argument("--vision-lr-scale", type=float, default=1.0,

@@ -28,6 +28,10 @@ def test_demo_answers_a_given_question_about_a_given_video(tmp_path, capsys):
 def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
     assert main(["motionqa", "generate", str(tmp_path), "--num-videos", "1", "--size", "101"]) == 2
     assert "size must be an even number" in capsys.readouterr().out
+    wide = tmp_path / "wide"  # and a good one: MotionQA on wide backgrounds
+    assert main(["motionqa", "generate", str(wide), "--num-videos", "2", "--size", "64", "--frames", "16",
+                 "--no-mp4", "--workers", "1", "--backgrounds", "wide"]) == 0
+    assert len(list((wide / "videos").rglob("*.npz"))) == 2
     assert main(["demo", "--video", str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 2
     out = capsys.readouterr().out
     assert "--video" in out and "missing.mp4" in out and "token hash table" not in out  # checked before any work

@@ -58,3 +58,33 @@ def test_weighted_types_come_more_often_from_other_videos():
     assert 1.8 < kinds["colour"] / kinds["moved"] < 2.2
     with pytest.raises(ValueError, match="weights"):
         RenderedMotionQA(weights={"direction": 0})
+
+
+def test_wide_backgrounds_span_black_to_white_keep_objects_visible_and_leave_the_benchmark_alone():
+    from tokendynamics.data.changeqa import ChangeQAConfig
+    from tokendynamics.data.motionqa import COLOURS, background
+    from tokendynamics.data.motionqa.render import FAR
+    from tokendynamics.train import TrainConfig
+
+    white = COLOURS["white"]
+    wide = [background(np.random.default_rng(i), 32, "wide", avoid=[white]) for i in range(200)]
+    means = np.array([b.reshape(-1, 3).mean(0) for b in wide])
+    assert means.min() < 40 and means.max() > 200  # dark to bright (muted: 70-150, give or take 18)
+    plain = [b for b in wide if (b == b[0, 0]).all()]
+    assert len(plain) > 20 and all(np.linalg.norm(b[0, 0] - np.array(white)) >= FAR for b in plain)
+    muted = np.array([background(np.random.default_rng(i), 32).reshape(-1, 3).mean(0) for i in range(50)])
+    assert muted.min() >= 70 - 18 and muted.max() <= 150 + 18
+    config = MotionQAConfig(size=64)
+    a, b = make_video(3, config)[0], make_video(3, MotionQAConfig(size=64, backgrounds="wide"))[0]
+    assert not np.array_equal(a, b) and np.array_equal(a, make_video(3, config)[0])
+    item = RenderedMotionQA(seed=0, size=64, backgrounds="wide")[0]
+    assert torch.equal(item["frames"], RenderedMotionQA(seed=0, size=64, backgrounds="wide")[0]["frames"])
+    with pytest.raises(ValueError, match="backgrounds must be one of"):
+        MotionQAConfig(backgrounds="loud")
+    with pytest.raises(ValueError, match="backgrounds must be one of"):
+        background(np.random.default_rng(0), 32, "loud")
+    with pytest.raises(ValueError, match="ChangeQA draws its own scenes"):
+        ChangeQAConfig(backgrounds="wide")
+    with pytest.raises(ValueError, match="rendered_backgrounds must be one of"):
+        TrainConfig(model="builtin", data=None, video_root=None, output="x", rendered_seed=0,
+                    rendered_backgrounds="loud")

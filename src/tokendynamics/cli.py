@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .data.motionqa.spec import BACKGROUNDS
 from .models.prompts import SCORING_MODES
 
 def _positive(text: str) -> int:
@@ -58,10 +59,13 @@ def _motionqa(args: argparse.Namespace, console: Console) -> None:
         return
     if args.command == "changeqa":
         from .data.changeqa import generate_changeqa as generate
+        own = {}
     else:
         from .data.motionqa import generate_motionqa as generate
+        own = dict(backgrounds=args.backgrounds)
     stats = generate(args.out_dir, args.num_videos, seed=args.seed, num_frames=args.frames, size=args.size,
-                     fps=args.fps, arrays=args.arrays or args.no_mp4, mp4=not args.no_mp4, workers=args.workers)
+                     fps=args.fps, arrays=args.arrays or args.no_mp4, mp4=not args.no_mp4, workers=args.workers,
+                     **own)
     table = Table(title=f"{'ChangeQA' if args.command == 'changeqa' else 'MotionQA'} in {args.out_dir}")
     for column in ("split", "videos", "questions", "question types", "answer positions (chi2)"):
         table.add_column(column)
@@ -238,8 +242,11 @@ def _command(argv: list[str] | None) -> int:
                       help="keep the last W frames and refine the table with them after each answer")
     motionqa = sub.add_parser("motionqa", **helpful, help="the MotionQA benchmark")
     mq = motionqa.add_subparsers(dest="action", required=True)
-    _generator_args(mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits "
-                                  "into OUT_DIR"), 384)
+    generate = mq.add_parser("generate", **helpful, help="generate MotionQA videos, questions and splits into "
+                             "OUT_DIR")
+    _generator_args(generate, 384)
+    generate.add_argument("--backgrounds", choices=BACKGROUNDS, default="muted",
+                          help="muted textures (the benchmark's) or wide: any level, plain ones too")
     task = mq.add_parser("lmms-task", **helpful, help="write lmms-eval tasks (likelihood and letter) for a QA "
                          "folder into TASK_DIR (use with lmms-eval's --include_path)")
     task.add_argument("data_dir", metavar="DATA_DIR", help="a folder holding SPLIT.jsonl and its videos")
@@ -256,6 +263,8 @@ def _command(argv: list[str] | None) -> int:
                        help="instead of --data: MotionQA's train split of SEED, each video rendered as it is "
                             "read, so that no question repeats")
     train.add_argument("--rendered-size", type=_positive, default=112, help="the rendered videos' side in pixels")
+    train.add_argument("--rendered-backgrounds", choices=BACKGROUNDS, default="muted",
+                       help="the rendered videos' backgrounds: muted textures or wide (any level, plain too)")
     train.add_argument("--types", nargs="+", metavar="TYPE", help="train on questions of these types only")
     train.add_argument("--type-weight", action="append", default=[], metavar="TYPE=W",
                        help="with --rendered-seed: questions of TYPE W times as often (a whole number), repeatable")

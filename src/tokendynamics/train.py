@@ -38,6 +38,7 @@ from ._accelerate import make_accelerator
 from ._checks import check_choice, check_positive_fields
 from .data.augment import AUGMENTATIONS, Mirror
 from .data.motionqa.rendered import RenderedMotionQA
+from .data.motionqa.spec import BACKGROUNDS
 from .data.qa import QADataset, collate_qa, load_qa
 from .models import VideoLLM, load_model
 from .models.prompts import training_pairs
@@ -98,6 +99,7 @@ class TrainConfig:
     rendered_seed: int | None = None  # instead of data: MotionQA's train split of this seed, every video
     # rendered as it is read (data.motionqa.rendered: no question repeats within 10 million)
     rendered_size: int = 112  # the rendered videos' side in pixels
+    rendered_backgrounds: str = "muted"  # their backgrounds (MotionQAConfig.backgrounds: "muted" or "wide")
     types: list[str] | None = None  # train on questions of these types only (a curriculum step)
     type_weights: dict | None = None  # with rendered_seed: {type: w}, a type w times as often (RenderedMotionQA)
 
@@ -117,6 +119,7 @@ class TrainConfig:
         if (self.data is None) == (self.rendered_seed is None):
             raise ValueError("give data (--data: a QA file) or rendered_seed (--rendered-seed: MotionQA rendered "
                              "as it is read), not both")
+        check_choice(self.rendered_backgrounds, "rendered_backgrounds", BACKGROUNDS)
         if self.type_weights and self.rendered_seed is None:
             raise ValueError("type_weights (--type-weight) needs rendered_seed (--rendered-seed)")
         if self.data is not None and self.video_root is None:
@@ -172,7 +175,8 @@ def recipe(cfg: TrainConfig, base: dict | None = None) -> dict:
     the model it started from (``base``), so that a chain of runs is recorded whole."""
     keys = ("model", "compressor", "num_tokens", "compressor_options", "frames", "target", "llm", "lora_rank",
             "vision_lr_scale", "train_projector", "augment", "steps", "batch_size", "grad_accum", "lr",
-            "weight_decay", "warmup", "seed", "data", "rendered_seed", "types", "type_weights")
+            "weight_decay", "warmup", "seed", "data", "rendered_seed", "rendered_backgrounds", "types",
+            "type_weights")
     own = dict({k: getattr(cfg, k) for k in keys}, answer_mode=ANSWER_MODES[cfg.target])
     return dict(own, **({"from": base} if base else {}))
 
@@ -386,7 +390,7 @@ def training_data(cfg: TrainConfig):
     augment = cfg.augment and Mirror.named(cfg.augment)
     if cfg.rendered_seed is not None:
         return RenderedMotionQA(cfg.rendered_seed, cfg.frames, cfg.rendered_size, types=cfg.types, augment=augment,
-                                weights=cfg.type_weights)
+                                weights=cfg.type_weights, backgrounds=cfg.rendered_backgrounds)
     items = load_qa(cfg.data)
     if cfg.types:
         items = [item for item in items if item.type in cfg.types]

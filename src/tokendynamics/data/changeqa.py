@@ -60,6 +60,8 @@ class ChangeQAConfig(MotionQAConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.backgrounds != "muted":
+            raise ValueError("ChangeQA draws its own scenes: backgrounds must stay 'muted'")
         if self.num_frames % BEATS:
             raise ValueError(f"num_frames must be a multiple of {BEATS} (the beats), got {self.num_frames}")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._checks import check_positive_int
+from ..._checks import check_choice, check_positive_int
 from ..qa import QAItem
 from .questions import MOTION_TYPES, content_question, motion_scene, options_for
 from .render import background, render
-from .spec import CONTENT_TYPES, split_of
+from .spec import BACKGROUNDS, COLOURS, CONTENT_TYPES, split_of
 from .writer import write_video_set
 
 
@@ -19,7 +19,8 @@ from .writer import write_video_set
 class MotionQAConfig:
     """num_frames, size (square side in pixels, even), fps of the mp4, seed; arrays: also write each
     video's frames as a compressed ``.npz`` archive; mp4: write the mp4 files (off: archives only, for
-    training machines without PyAV)."""
+    training machines without PyAV); backgrounds: one of :data:`~.spec.BACKGROUNDS` ("muted", the
+    benchmark's; "wide": any level, plain ones too)."""
 
     num_frames: int = 32
     size: int = 384
@@ -27,6 +28,7 @@ class MotionQAConfig:
     seed: int = 0
     arrays: bool = False
     mp4: bool = True
+    backgrounds: str = "muted"
 
     def __post_init__(self):
         for name in ("num_frames", "size", "fps"):
@@ -35,6 +37,7 @@ class MotionQAConfig:
             raise ValueError(f"num_frames must be >= 16 (events need room), got {self.num_frames}")
         if self.size % 2 or self.size < 64:
             raise ValueError(f"size must be an even number >= 64, got {self.size}")
+        check_choice(self.backgrounds, "backgrounds", BACKGROUNDS)
         if not (self.mp4 or self.arrays):
             raise ValueError("write mp4 files, frame archives (arrays=True) or both")
 
@@ -68,13 +71,15 @@ def make_video(index: int, config: MotionQAConfig):
     """Video ``index``: ``(frames uint8 [T, S, S, 3], scene dict, [QAItem, QAItem])``; deterministic."""
     rng, objs, scene, items = make_scene(index, config)
     draw_order = [objs[i] for i in rng.permutation(len(objs))]
-    return render(draw_order, background(rng, config.size)), scene, items
+    picture = background(rng, config.size, config.backgrounds, [COLOURS[o.colour] for o in objs])
+    return render(draw_order, picture), scene, items
 
 
 def generate_motionqa(out_dir: str | Path, num_videos: int, seed: int = 0, num_frames: int = 32,
                       size: int = 384, fps: int = 8, arrays: bool = False, mp4: bool = True,
-                      workers: int | None = None, progress: bool = True) -> dict:
+                      workers: int | None = None, progress: bool = True, backgrounds: str = "muted") -> dict:
     """Generate ``num_videos`` MotionQA videos into ``out_dir`` (layout in the module docstring), on
-    ``workers`` processes (default: every core). Returns the statistics also written to ``stats.json``."""
-    config = MotionQAConfig(num_frames, size, fps, seed, arrays, mp4)
+    ``workers`` processes (default: every core); ``backgrounds``: see :class:`MotionQAConfig`. Returns the
+    statistics also written to ``stats.json``."""
+    config = MotionQAConfig(num_frames, size, fps, seed, arrays, mp4, backgrounds)
     return write_video_set(out_dir, make_video, config, num_videos, "MotionQA", workers, progress)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import COLOURS
+from ..._checks import check_choice
+from .spec import BACKGROUNDS, COLOURS
+
+FAR = 120  # a "wide" background's least RGB distance from every object colour of its scene
 
 
-def background(rng, side):
-    """A muted texture ``uint8 [side, side, 3]``: smooth noise, stripes or a checkerboard."""
-    base = rng.uniform(70, 150, size=3)
-    kind = rng.integers(3)
+def background(rng, side, style: str = "muted", avoid=()):
+    """A background ``uint8 [side, side, 3]``: smooth noise, stripes or a checkerboard; ``style`` (one of
+    :data:`~.spec.BACKGROUNDS`) "muted" keeps its channels within 70-150, "wide" takes any level and may be
+    plain, its base colour at least :data:`FAR` from every colour of ``avoid`` (the scene's objects: they
+    stay visible), where 16 draws find one."""
+    base = _base(rng, style, np.asarray(avoid, dtype=float).reshape(-1, 3))
+    kind = rng.integers(4 if style == "wide" else 3)
     yy, xx = np.mgrid[0:side, 0:side] / side
     if kind == 0:
         coarse = rng.normal(size=(8, 8))
@@ -22,11 +28,25 @@ def background(rng, side):
     elif kind == 1:
         angle, freq = rng.uniform(0, np.pi), rng.uniform(6, 14)
         tex = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)))
-    else:
+    elif kind == 2:
         cells = rng.integers(4, 9)
         tex = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2) * 2 - 1.0
+    else:  # plain
+        tex = np.zeros_like(xx)
     img = base + 18 * tex[..., None] * rng.uniform(0.6, 1.0, size=3)
     return img.clip(0, 255).astype(np.uint8)
+
+
+def _base(rng, style: str, avoid: np.ndarray) -> np.ndarray:
+    """A background's base colour ``[3]`` for ``style``, away from the colours ``avoid`` ``[n, 3]``."""
+    check_choice(style, "backgrounds", BACKGROUNDS)
+    if style == "muted":
+        return rng.uniform(70, 150, size=3)
+    for _ in range(16):
+        base = rng.uniform(0, 255, size=3)
+        if not len(avoid) or np.linalg.norm(avoid - base, axis=1).min() >= FAR:
+            break
+    return base
 
 
 def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:

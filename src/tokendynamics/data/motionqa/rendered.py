@@ -35,12 +35,14 @@ class RenderedMotionQA(Dataset):
     different videos (its questions are taken from ``w`` periods of videos for every one of the others).
     num_questions: the dataset's length (a run draws a fraction of it; its videos are the split's first
     ones in index order). augment: as QADataset's (training: :class:`~tokendynamics.data.augment.Mirror`).
+    backgrounds: as :class:`~tokendynamics.data.motionqa.MotionQAConfig`'s.
     """
 
     def __init__(self, seed: int = 0, num_frames: int = 8, size: int = 112, split: str = "train",
                  types: tuple[str, ...] | None = None, num_questions: int = 10 ** 7, video_frames: int = 32,
-                 augment=None, weights: dict[str, int] | None = None):
-        self.config = MotionQAConfig(num_frames=video_frames, size=size, seed=seed, arrays=True, mp4=False)
+                 augment=None, weights: dict[str, int] | None = None, backgrounds: str = "muted"):
+        self.config = MotionQAConfig(num_frames=video_frames, size=size, seed=seed, arrays=True, mp4=False,
+                                     backgrounds=backgrounds)
         self.num_frames = check_positive_int(num_frames, "num_frames")
         self.num_questions = check_positive_int(num_questions, "num_questions")
         check_choice(split, "split", SPLITS)

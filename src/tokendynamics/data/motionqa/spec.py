@@ -11,6 +11,9 @@ QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 MOVES = {"it keeps moving": "straight", "it stops and stays still": "stop", "it stops, then moves again": "stop_go",
          "it never moves": "static", "it moves out of the frame": "leave"}
 CONTENT_TYPES = ("colour", "shape", "count")
+# "muted": textures whose channels lie in 70-150 (the benchmark's); "wide": any level from black to white,
+# plain backgrounds among the textures, each kept far from the scene's object colours
+BACKGROUNDS = ("muted", "wide")
 SPLITS = ("train", "val", "test")
 NUM_OPTIONS = 5
 
