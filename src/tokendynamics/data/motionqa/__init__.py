@@ -1,8 +1,8 @@
 """MotionQA: generated videos of moving objects with multiple-choice questions that need content or motion.
 
 Each video shows 1-5 objects (distinct shapes and colours, three sizes) on a textured background (muted by
-default; ``backgrounds="wide"``: any level from black to white, plain ones too). One motion
-question and one content question are asked about each video; the motion question's type cycles through
+default; ``backgrounds="wide"``: any level from black to white, plain ones too). One motion question and
+one content question are asked about each video; the motion question's type cycles through
 :data:`MOTION_TYPES` with the video index, and its answer is drawn uniformly from its five choices before
 the scene is built to match, so a blind guess scores chance on every motion type. The correct option's
 position is uniform over the five. Splits are fixed by the video index (``index % 10``: 8 -> val,
@@ -19,11 +19,11 @@ from .generate import MotionQAConfig, generate_motionqa, make_scene, make_video
 from .motion import SceneObject, make_track
 from .questions import MOTION_QUESTIONS, MOTION_TYPES, content_question, end_quadrant, motion_scene
 from .render import background, render, shape_mask
-from .spec import (BACKGROUNDS, COLOURS, CONTENT_TYPES, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES, SPLITS,
-                   split_of)
+from .spec import (BACKGROUNDS, COLOURS, CONTENT_TYPES, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES,
+                   SPLITS, split_of)
 from .stats import answer_balance, blind_accuracy, majority_answers
 
-__all__ = ["BACKGROUNDS", "COLOURS", "CONTENT_TYPES", "DIRECTIONS", "MOTION_QUESTIONS", "MOTION_TYPES", "MOVES", "MotionQAConfig",
-           "NUM_OPTIONS", "QUADRANTS", "SHAPES", "SIZES", "SPLITS", "SceneObject", "answer_balance", "background",
-           "blind_accuracy", "content_question", "end_quadrant", "generate_motionqa", "majority_answers",
+__all__ = ["BACKGROUNDS", "COLOURS", "CONTENT_TYPES", "DIRECTIONS", "MOTION_QUESTIONS", "MOTION_TYPES", "MOVES",
+           "MotionQAConfig", "NUM_OPTIONS", "QUADRANTS", "SHAPES", "SIZES", "SPLITS", "SceneObject", "answer_balance",
+           "background", "blind_accuracy", "content_question", "end_quadrant", "generate_motionqa", "majority_answers",
            "make_scene", "make_track", "make_video", "motion_scene", "render", "shape_mask", "split_of"]
