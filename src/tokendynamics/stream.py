@@ -293,23 +293,21 @@ def _group_rows(space: torch.Tensor, counts: torch.Tensor, *, k: int, metric: st
     graph replay)."""
     held = counts > 0
     space = space * held[..., None]  # a row without cells keeps a centre until one joins it: left out here
-    points = F.normalize(space, dim=-1) if metric == "cosine" else space / counts.clamp_min(1)[..., None]
+    points = _point(space / counts.clamp_min(1)[..., None], metric)  # [B, R, D]
 
-    def misfit(centres):  # [B, R, k]: a row's cost in each group, its cells' count times the distance
+    def misfit(centres):  # [B, R]: a row's cost against its nearest centre, its cells' count times the distance
         if metric == "cosine":
-            return counts[..., None] * (1 - points @ centres.transpose(1, 2))
-        return counts[..., None] * torch.cdist(points, centres) ** 2
+            return counts * (1 - (points @ centres.transpose(1, 2)).amax(-1))
+        return counts * torch.cdist(points, centres).amin(-1) ** 2
 
     centres = _take(points, counts.argmax(1, keepdim=True))  # [B, 1, D]
     for _ in range(1, k):
-        worst = misfit(centres).min(-1).values.masked_fill(~held, -1).argmax(1, keepdim=True)
+        worst = misfit(centres).masked_fill(~held, -1).argmax(1, keepdim=True)
         centres = torch.cat([centres, _take(points, worst)], 1)
     for _ in range(iters):
-        group = misfit(centres).argmin(-1)
-        sums, members = _grouped(space, group, k)
-        new = F.normalize(sums, dim=-1) if metric == "cosine" else sums / members.clamp_min(1)[..., None]
-        centres = torch.where(members[..., None] > 0, new.to(centres.dtype), centres)
-    return misfit(centres).argmin(-1)
+        sums, members = _grouped(space, _nearest(points, centres, metric), k)
+        centres = torch.where(members[..., None] > 0, _point(sums / members.clamp_min(1)[..., None], metric), centres)
+    return _nearest(points, centres, metric)
 
 
 def _grouped_rows(sums: torch.Tensor, counts: torch.Tensor, group: torch.Tensor,
@@ -366,7 +364,7 @@ def _respawn(z: torch.Tensor, labels: torch.Tensor, st: _State, metric: str) -> 
     point. Without host syncs: the state, merged or not, and ``(done, into, out of)`` ``[B, 3]`` int64."""
     error = ((z - _take(_centres(st, metric), labels)) ** 2).sum(-1)  # [B, N]
     worst = error.argmax(-1)  # [B]
-    point = z.gather(1, worst.view(-1, 1, 1).expand(-1, 1, z.shape[-1]))  # [B, 1, D]
+    point = _take(z, worst[:, None])  # [B, 1, D]
     gain = (error - ((z - point) ** 2).sum(-1)).clamp_min(0).sum(-1)  # the points a new row would take
     n = st.counts.float()  # [B, K]
     means = (st.space / st.counts.clamp_min(1)[..., None]).float()
@@ -381,8 +379,7 @@ def _respawn(z: torch.Tensor, labels: torch.Tensor, st: _State, metric: str) -> 
     to, off = (rows == into[:, None]) & done[:, None], (rows == out[:, None]) & done[:, None]  # [B, K]
 
     def merged(t):  # [B, K, D]: row ``out`` added into row ``into`` and emptied
-        moved = t.gather(1, out.view(-1, 1, 1).expand(-1, 1, t.shape[-1]))
-        return torch.where(off[..., None], 0.0, t + to[..., None] * moved)
+        return torch.where(off[..., None], 0.0, t + to[..., None] * _take(t, out[:, None]))
     counts = merged(st.counts[..., None])[..., 0]
     space = torch.where(off[..., None], point.double(), merged(st.space))  # the new row's centre until cells join it
     merge = torch.stack([done.long(), into, out], -1)
