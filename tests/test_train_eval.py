@@ -352,10 +352,10 @@ def test_balanced_dense_loss_weighs_object_patches_as_much_as_the_background():
     logits = torch.zeros(1, 8, colours + shapes)  # uniform on the object patches ...
     logits[0, 2:, colours - 1] = logits[0, 2:, -1] = 100.0  # ... and sure of the background elsewhere
     uniform = math.log(colours) + math.log(shapes)
-    assert _dense_loss(logits, [(colour, shape)], "cpu", False) == pytest.approx(uniform * 2 / 8, rel=1e-5)
-    assert _dense_loss(logits, [(colour, shape)], "cpu", True) == pytest.approx(uniform / 2, rel=1e-5)
+    assert _dense_loss(logits, colour, shape, False) == pytest.approx(uniform * 2 / 8, rel=1e-5)
+    assert _dense_loss(logits, colour, shape, True) == pytest.approx(uniform / 2, rel=1e-5)
     logits[0, 0, colours + 1] = 5.0  # the first object patch's shape now right, the second's not
-    assert _shape_accuracy(logits, [(colour, shape)], "cpu") == 0.5
+    assert _shape_accuracy(logits, shape) == 0.5
 
 
 def test_errors_are_one_line_even_from_worker_processes(setup, tmp_path, capsys):

@@ -121,7 +121,8 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
                 + ((where - centre).abs() * seen).sum() / seen.sum().clamp_min(1) / 2)
         if dense:
             dense_logits = probe.dense(patches.float())
-            loss = loss + _dense_loss(dense_logits, labels, dev, balanced)
+            colour, shape = _stacked(labels, dev)
+            loss = loss + _dense_loss(dense_logits, colour, shape, balanced)
         if position:
             loss = loss + _position_loss(probe.where(patches.float()), probe.grid)
         optimizer.zero_grad()
@@ -130,7 +131,7 @@ def pretrain_vision(host_dir: str | Path, data_dir: str | Path, steps: int = 150
         optimizer.step()
         if step % log_every == 0 or step == steps:
             log.append(dict(step=step, loss=float(loss.detach()),
-                            **({"object_shape_accuracy": _shape_accuracy(dense_logits, labels, dev)} if dense else {})))
+                            **({"object_shape_accuracy": _shape_accuracy(dense_logits, shape)} if dense else {})))
     host.save_pretrained(host_dir)
     stage0 = dict(steps=steps, videos_per_step=videos_per_step, lr=lr, seed=seed, dense=dense, balanced=balanced,
                   position=position, data=str(data_dir))
@@ -148,11 +149,10 @@ def _position_loss(logits: torch.Tensor, grid: int) -> torch.Tensor:
             + ce(logits[..., grid:].flatten(0, 1), cols.flatten()))
 
 
-def _dense_loss(logits: torch.Tensor, labels, dev, balanced: bool) -> torch.Tensor:
+def _dense_loss(logits: torch.Tensor, colour: torch.Tensor, shape: torch.Tensor, balanced: bool) -> torch.Tensor:
     """Cross-entropy of the per-patch colour and shape logits ``[F, P, C + 1 + S + 1]`` against
-    :func:`patch_labels` (a ``(colour, shape)`` pair per video): the mean over patches, or with
+    the patches' ``colour`` and ``shape`` ``[F, P]`` (:func:`_stacked`): the mean over patches, or with
     ``balanced`` the mean of the object patches' mean and the background patches' mean."""
-    colour, shape = _stacked(labels, dev)
     split = len(COLOURS) + 1
     ce = torch.nn.functional.cross_entropy(logits[..., :split].flatten(0, 1), colour.flatten(), reduction="none")
     ce = ce + torch.nn.functional.cross_entropy(logits[..., split:].flatten(0, 1), shape.flatten(), reduction="none")
@@ -167,9 +167,8 @@ def _stacked(labels, dev) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(torch.cat(part).to(dev) for part in zip(*labels))
 
 
-def _shape_accuracy(logits: torch.Tensor, labels, dev) -> float:
-    """The share of object patches whose shape the dense head ``[F, P, C + 1 + S + 1]`` gets right."""
-    shape = _stacked(labels, dev)[1]
+def _shape_accuracy(logits: torch.Tensor, shape: torch.Tensor) -> float:
+    """The share of object patches whose shape ``[F, P]`` the dense head ``[F, P, C + 1 + S + 1]`` gets right."""
     on_object = shape < len(SHAPES)
     guess = logits[..., len(COLOURS) + 1: len(COLOURS) + 1 + len(SHAPES)].argmax(-1)
     return round(float((guess == shape)[on_object].float().mean()), 4)

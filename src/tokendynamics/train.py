@@ -292,7 +292,6 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"batch_size ({cfg.batch_size}) must divide among {accelerator.num_processes} processes")
     set_seed(cfg.seed)
     model = load_model(cfg.model, cfg.compressor, cfg.num_tokens, **cfg.compressor_options)
-    base_recipe = model.recipe
     cfg = replace(cfg, frames=recipe_frames(model.recipe, cfg.frames), target=recipe_target(model.recipe, cfg.target))
     if check_existing(cfg, output) and accelerator.is_main_process:
         shutil.rmtree(output)
@@ -372,7 +371,7 @@ def train(cfg: TrainConfig) -> dict:
     elif accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
         merge_lora(final, output / ADAPTER)
-        final.recipe = recipe(cfg, base_recipe)
+        final.recipe = recipe(cfg, final.recipe)  # the starting model's, until now
         final.save_pretrained(output / "model")
         (output / "train_summary.json").write_text(json.dumps(summary, indent=2))
         if skipped:
