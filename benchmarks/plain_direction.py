@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from tokendynamics.data.motionqa import COLOURS, DIRECTIONS, shape_mask
+from tokendynamics.data.motionqa.spec import STILL
 from tokendynamics.data.video import count_frames, read_video, uniform_indices, write_video
 from tokendynamics.evaluate import wilson
 from tokendynamics.models.builtin import FRAMES
 from tokendynamics.models.load import load_model
 
-STILL = "it does not move"
 MOTIONS = (*DIRECTIONS, STILL)
 BACKGROUNDS = {"white": (235, 235, 235), "grey": (128, 128, 128), "black": (20, 20, 20)}
 
@@ -46,14 +46,13 @@ def plain_clip(shape: str, colour: str, motion: str, background: str, size: int,
 
 def cases(size: int, frames: int, seed: int):
     """Every (shape, colour, background, motion) of a fixed set, with the options in a shuffled order:
-    ``(clip uint8 [T, size, size, 3], question, options, answer index, motion, background)``."""
+    ``(clip uint8 [T, size, size, 3], question, options, motion, background)``."""
     rng = np.random.default_rng(seed)
     for shape, colour, background, motion in itertools.product(("square", "circle", "triangle"),
                                                                ("red", "blue", "yellow"), BACKGROUNDS, MOTIONS):
         options = [str(o) for o in rng.permutation(MOTIONS)]
         yield (plain_clip(shape, colour, motion, background, size, frames),
-               f"In which direction does the {colour} {shape} move?", options, options.index(motion), motion,
-               background)
+               f"In which direction does the {colour} {shape} move?", options, motion, background)
 
 
 def main():
@@ -68,7 +67,7 @@ def main():
     picks = {spec: [] for spec in models}
     motions, backgrounds = [], []
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-        for i, (clip, question, options, answer, motion, background) in enumerate(cases(a.size, a.frames, a.seed)):
+        for i, (clip, question, options, motion, background) in enumerate(cases(a.size, a.frames, a.seed)):
             path = Path(tmp) / f"{i}.mp4"
             write_video(path, clip)
             video = read_video(path, min(32, count_frames(path)))  # as the demo reads a user's video

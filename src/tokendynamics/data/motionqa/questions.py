@@ -4,7 +4,7 @@ the scene made to match), a content question, and five options with the answer a
 from __future__ import annotations
 
 from .motion import SceneObject, make_track
-from .spec import COLOURS, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES
+from .spec import COLOURS, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES, STILL
 
 
 def _objects(rng, n, side):
@@ -37,7 +37,7 @@ def _name_options(rng, objects, answer):
 
 
 def _direction(rng, frames, side):
-    label = rng.choice(list(DIRECTIONS) + ["it does not move"])
+    label = rng.choice(list(DIRECTIONS) + [STILL])
     objs = _objects(rng, 1 + rng.integers(0, 3), side)
     for o in objs[1:]:
         _set(o, rng, rng.choice(["static", "straight"]), frames, side)
@@ -45,7 +45,7 @@ def _direction(rng, frames, side):
         _set(objs[0], rng, "directed", frames, side, direction=str(label))
     else:
         _set(objs[0], rng, "static", frames, side)
-    others = [d for d in list(DIRECTIONS) + ["it does not move"] if d != label]
+    others = [d for d in list(DIRECTIONS) + [STILL] if d != label]
     return objs, (f"In which direction does the {objs[0].name} move?", str(label), others)
 
 

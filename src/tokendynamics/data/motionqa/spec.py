@@ -7,6 +7,7 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 90, 230), 
 SHAPES = ("circle", "square", "triangle", "diamond", "star")
 SIZES = {"small": 0.05, "medium": 0.07, "large": 0.09}  # radius as a share of the frame side
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+STILL = "it does not move"  # the direction question's answer for an object that stands still
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 MOVES = {"it keeps moving": "straight", "it stops and stays still": "stop", "it stops, then moves again": "stop_go",
          "it never moves": "static", "it moves out of the frame": "leave"}
