@@ -42,9 +42,11 @@ def test_single_video_and_out_dim():
     assert out.tokens.shape == (1, 3, 48)
 
 
-def test_adaptive_padding_rows_stay_masked_and_zero():
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_adaptive_padding_rows_stay_masked_and_zero(trajectory):
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=12, heads=4, identity_init=False)
+    model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=12, heads=4,
+                             identity_init=False, trajectory=trajectory)
     batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)])
     out = model(batch)
     n = out.hash.num_tokens
@@ -70,10 +72,11 @@ def test_gradients_reach_weights_and_input_tokens(model):
         assert grad is not None and grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("attend", ["own", "all"])
-def test_relabelling_rows_permutes_output_rows(attend):
+@pytest.mark.parametrize("attend,trajectory", [("own", False), ("all", False), ("own", True)])
+def test_relabelling_rows_permutes_output_rows(attend, trajectory):
     torch.manual_seed(0)
-    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, attend=attend, identity_init=False).eval()
+    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, attend=attend, identity_init=False,
+                             trajectory=trajectory).eval()
     tokens = _video(objects=3).unsqueeze(0)
     h = td.hash_video(tokens, num_tokens=4)
     perm = torch.tensor([2, 0, 3, 1])  # new row j holds old row perm[j]
@@ -98,7 +101,10 @@ def test_motion_matters_same_table_different_output(attend):
         assert (outs[name].tokens - base.tokens).abs().max() > 1e-3, name  # and the output sees it
 
 
-def test_save_load_round_trip(tmp_path, model):
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_save_load_round_trip(tmp_path, trajectory):
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=4, heads=4, identity_init=False, trajectory=trajectory).eval()
     tokens = _video()
     model.save_pretrained(tmp_path / "m")
     back = td.TokenDynamics.from_pretrained(tmp_path / "m").eval()
@@ -218,6 +224,43 @@ def test_identity_init_returns_the_table_and_still_trains():
     torch.testing.assert_close(out.tokens, out.hash.table.float(), rtol=1e-5, atol=1e-5)
     out.tokens.square().sum().backward()
     assert model.attention.layers[0].out.weight.grad.abs().sum() > 0
+
+
+def test_row_trajectories_by_hand():
+    from tokendynamics.dynamics import row_trajectories
+
+    key = torch.zeros(1, 3, 2, 3, dtype=torch.long)  # row 1: one cell moving right, then two cells
+    key[0, 0, 0, 0] = key[0, 1, 0, 1] = 1
+    key[0, 2, :, 2] = 1
+    traj = row_trajectories(key, 3)
+    assert traj.shape == (1, 3, 3, 4)
+    expected = torch.tensor([[1, 1 / 6, 0.0, 0.0], [1, 1 / 6, 0.0, 0.5], [1, 2 / 6, 0.5, 1.0]])
+    torch.testing.assert_close(traj[0, 1], expected)
+    torch.testing.assert_close(traj[0, 0, :, :2], torch.tensor([[1, 5 / 6], [1, 5 / 6], [1, 4 / 6]]))
+    assert torch.all(traj[0, 2] == 0)  # a row without cells is absent in every frame
+
+
+def test_trajectory_code_starts_at_zero_and_trains():
+    torch.manual_seed(0)
+    plain = td.TokenDynamics(dim=32, num_tokens=3, heads=4, attend="own")
+    model = td.TokenDynamics(dim=32, num_tokens=3, heads=4, attend="own", trajectory=True)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    tokens = _video().requires_grad_(True)
+    out = model(tokens)
+    torch.testing.assert_close(out.tokens, plain(tokens).tokens)  # an untrained code adds nothing
+    out.tokens.square().sum().backward()
+    assert model.trajectory.out[-1].weight.grad.abs().sum() > 0
+
+
+def test_trajectory_code_reads_direction_of_any_length():
+    """The code of a row crossing left to right differs from the same row crossing right to left (the
+    table is the same), and a video of another length gets a code of the same width."""
+    torch.manual_seed(0)
+    model = td.TokenDynamics(dim=32, num_tokens=2, heads=4, trajectory=True, identity_init=False).eval()
+    with torch.no_grad():
+        codes = {d: model.trajectory(model(_crossing(d)).hash.key_map, 2, torch.float32) for d in (False, True)}
+        longer = model.trajectory(model(_crossing(False, frames=8)).hash.key_map, 2, torch.float32)
+    assert (codes[False] - codes[True]).abs().max() > 1e-3 and longer.shape == codes[False].shape
 
 
 def test_narrow_attention_width():

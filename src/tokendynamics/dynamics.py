@@ -16,6 +16,10 @@ N x D motion tensor: scores are ``q.k_row[key_n] + q.k_t[t] + q.k_h[h] + q.k_w[w
 broadcasting), and the output is ``A_row @ v_row + a_t @ v_t + a_h @ v_h + a_w @ v_w`` with ``A_row`` the
 attention summed per key and ``a_t``, ``a_h``, ``a_w`` its marginals. ``impl="dense"`` computes the same
 attention by materialising the motion and calling ``scaled_dot_product_attention``; the two agree (tested).
+
+The trajectory code (:class:`TrajectoryCode`, an option beyond the paper) gives each row its motion
+explicitly: where the row's cells are centred in each frame, from the key map alone, coded and added to the
+row before the attention.
 """
 
 from __future__ import annotations
@@ -42,8 +46,7 @@ def axis_code(n: int, dim: int, device=None) -> torch.Tensor:
     """
     half = dim // 2
     freqs = math.pi * torch.exp2(torch.arange(half, device=device, dtype=torch.float32) * (6 / max(half - 1, 1)))
-    coord = torch.linspace(0, 1, n, device=device) if n > 1 else torch.zeros(1, device=device)
-    angles = coord.unsqueeze(1) * freqs
+    angles = _coords(n, device).unsqueeze(1) * freqs
     return torch.cat([angles.sin(), angles.cos()], 1)
 
 
@@ -79,6 +82,55 @@ class MotionFeatures(nn.Module):
             pos = axes[0].view(t, 1, 1, -1) + axes[1].view(1, h, 1, -1) + axes[2].view(1, 1, w, -1)
             motion = motion + pos.reshape(1, t * h * w, -1)
         return motion
+
+
+def row_trajectories(key_map: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row's explicit trajectory in the key map: per row and frame, whether it holds any cell of the
+    frame, the share of the frame's cells it holds, and the mean row and column of those cells on the
+    grid's normalised coordinates (``[0, 1]``, as :func:`axis_code`; 0 where the row is absent).
+
+    key_map ``[B, T, H, W]`` with values in ``[0, k)`` -> ``[B, k, T, 4]`` float32.
+    """
+    b, t, h, w = key_map.shape
+    owner = one_hot(key_map.reshape(b * t, h * w), k, torch.float32)  # [B*T, HW, k]
+    count = owner.sum(1)  # [B*T, k]
+    ys, xs = torch.meshgrid(_coords(h, key_map.device), _coords(w, key_map.device), indexing="ij")
+    centre = owner.transpose(1, 2) @ torch.stack([ys.flatten(), xs.flatten()], 1)  # [B*T, k, 2]
+    centre = centre / count.clamp_min(1).unsqueeze(-1)
+    parts = torch.cat([(count > 0).float().unsqueeze(-1), (count / (h * w)).unsqueeze(-1), centre], -1)
+    return parts.view(b, t, k, 4).transpose(1, 2)
+
+
+def _coords(n: int, device) -> torch.Tensor:
+    """``n`` positions spread over ``[0, 1]`` (a single one sits at 0), as :func:`axis_code` places them."""
+    return torch.linspace(0, 1, n, device=device) if n > 1 else torch.zeros(1, device=device)
+
+
+class TrajectoryCode(nn.Module):
+    """A code of each row's trajectory (:func:`row_trajectories`), added to its table row: every frame
+    where the row is present gives ``phi(presence, share, centre, time code)``, their mean goes through one
+    more layer to the row's width. The time code makes the mean order-aware (where the row is early and
+    where late), so a direction is one linear read of it; any number of frames gives a code.
+    Zero-initialised output (:meth:`zero_output`): an untrained code adds nothing."""
+
+    def __init__(self, dim: int, width: int | None = None, time_dim: int = 16):
+        super().__init__()
+        width = width or dim
+        self.time_dim = time_dim
+        self.point = nn.Sequential(nn.Linear(4 + time_dim, width), nn.GELU(), nn.Linear(width, width))
+        self.out = nn.Sequential(nn.GELU(), nn.Linear(width, dim))
+
+    def zero_output(self) -> None:
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, key_map: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+        """key_map ``[B, T, H, W]`` -> the rows' codes ``[B, k, D]`` in ``dtype``."""
+        traj = row_trajectories(key_map, k)  # [B, k, T, 4]
+        time = axis_code(traj.shape[2], self.time_dim, key_map.device).expand(*traj.shape[:2], -1, -1)
+        present = traj[..., :1].to(dtype)
+        points = self.point(torch.cat([traj, time], -1).to(dtype))  # [B, k, T, width]
+        return self.out((points * present).sum(2) / present.sum(2).clamp_min(1))
 
 
 class CrossDynamicsLayer(nn.Module):

@@ -20,7 +20,7 @@ from .cluster import cudagraphs
 from .cluster.backend import Backend
 from .compact import CompactVideo
 from ._checks import check_choice, check_length_mode, check_positive_int, read_safetensors, video_tokens
-from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures
+from .dynamics import ATTEND, IMPLS, POSITIONS, CrossDynamicsAttention, MotionFeatures, TrajectoryCode
 from .hashing import TokenHashTable, hash_video
 from .cluster.kmeans import METRICS
 
@@ -40,7 +40,9 @@ class TokenDynamicsConfig:
 branches so that an untrained module returns the table rows, and training starts from them; False: the
 default PyTorch initialisation throughout), ``width`` (the attention's inner width: queries, keys, values
 and MLP work at ``width`` and project back to ``dim``; None: ``dim``; a narrow width keeps the module small
-on wide LLMs, ~12 dim^2 parameters per layer at full width). ``out_dim``: width of the output
+on wide LLMs, ~12 dim^2 parameters per layer at full width), ``trajectory`` (add each row's explicit
+trajectory code, :class:`~tokendynamics.dynamics.TrajectoryCode`, before the attention; beyond the paper).
+``out_dim``: width of the output
     tokens when the host LLM's differs (a linear projection; None keeps ``dim``).
     """
 
@@ -61,6 +63,7 @@ on wide LLMs, ~12 dim^2 parameters per layer at full width). ``out_dim``: width 
     impl: str = "factorized"
     identity_init: bool = True
     width: int | None = None
+    trajectory: bool = False
     out_dim: int | None = None
 
     def __post_init__(self):
@@ -132,8 +135,11 @@ class TokenDynamics(nn.Module):
         self.motion = MotionFeatures(config.dim, config.position, width=config.width)
         self.attention = CrossDynamicsAttention(config.dim, config.heads, config.layers, config.attend,
                                                 config.mlp_ratio, config.impl, config.width)
+        self.trajectory = TrajectoryCode(config.dim, config.width) if config.trajectory else None
         if config.identity_init:
             self.attention.zero_residuals()
+            if self.trajectory is not None:
+                self.trajectory.zero_output()
         self.out_proj = nn.Linear(config.dim, config.out_dim) if config.out_dim else nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> CompactVideo:
@@ -201,5 +207,7 @@ class TokenDynamics(nn.Module):
 def _fuse(table, key_map, row_mask, *, owner: TokenDynamics, weights=None):
     """:meth:`TokenDynamics.fuse`'s computation by the module ``owner`` (``weights`` only keys its CUDA
     graphs, which are kept with the module)."""
+    if owner.trajectory is not None:
+        table = table + owner.trajectory(key_map, table.shape[1], table.dtype)
     fused = owner.attention(table, owner.motion(table, tuple(key_map.shape[1:])), key_map, row_mask)
     return owner.out_proj(fused) * row_mask.unsqueeze(-1).to(fused.dtype)
