@@ -247,15 +247,15 @@ def main():
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     rows = []
+    name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "") + ("-vision" if a.compile_vision else "")
     for size in a.hosts:
         rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, a.compile,
                          a.compile_vision, a.device, a.layers)
+        result = dict(machine=machine(torch.device(a.device)), torch=torch.__version__, rows=rows)
+        write_results(a.out, name, result, to_markdown(result))  # after every host: a time box keeps them
         gc.collect()  # the host goes before the next one is built
         if a.device == "cuda":
             torch.cuda.empty_cache()
-    result = dict(machine=machine(torch.device(a.device)), torch=torch.__version__, rows=rows)
-    name = f"prefill-b{a.batch}" + ("-compiled" if a.compile else "") + ("-vision" if a.compile_vision else "")
-    write_results(a.out, name, result, to_markdown(result))
 
 
 if __name__ == "__main__":
