@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from motionqa_report import reducer as reducer_name  # noqa: E402
 
 HERE = Path(__file__).parent / "results" / "motionqa"
 GRID = [HERE / "stage1-pretrained-tower-8frames.jsonl", HERE / "stage2-k8.jsonl", HERE / "stage2-grid-300steps.jsonl",
@@ -24,14 +25,22 @@ DEFAULT = [HERE / "stage1-pretrained-tower-8frames.jsonl", HERE / "stage2-k8-100
            HERE / "stage2-adaptive-1000steps.jsonl"]
 
 
+BUDGET_OPTIONS = ("max_distortion", "min_tokens", "max_tokens")  # shown as the budget, not as options
+
+
 def _name(r: dict) -> str:
-    """``reducer`` or ``reducer [variant]``."""
-    return r["reducer"] + (f" [{r['variant']}]" if r.get("variant") else "")
+    """The reducer with the options it ran with, as the report names it (``token_dynamics (attend=own)``),
+    the budget's own options left out."""
+    options = {k: v for k, v in (r.get("options") or {}).items() if k not in BUDGET_OPTIONS}
+    return reducer_name({**r, "options": options})
 
 
 def _label(r: dict) -> str:
-    """reducer [variant] budget (steps): ``K=8`` fixed, ``D<=0.1 ~8.4`` adaptive (target, mean tokens)."""
+    """reducer (options) budget (steps): ``K=8`` fixed, ``D<=0.1 ~8.4`` adaptive (target, mean tokens);
+    ``full tokens (500 st.)`` for a study's full-token control."""
     steps = r.get("steps") or r.get("config", {}).get("steps")
+    if r["reducer"] == "full":
+        return f"full tokens ({steps} st.)"
     budget = f"K={r['k']}" if r.get("k") else f"D<={r['options']['max_distortion']} ~{r['test']['visual_tokens']['mean'] - 1:.1f}"
     return f"{_name(r)} {budget}" + (" (free)" if r["run"] == "training-free" else f" ({steps} st.)")
 
@@ -42,7 +51,8 @@ def load(paths, budgets=None) -> list[tuple[str, dict]]:
     for path in paths:
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
-            if "test" not in r or budgets and r["run"] != "stage1" and r.get("budget", str(r.get("k"))) not in budgets:
+            if "test" not in r or budgets and r["run"] != "stage1" and r["reducer"] != "full" \
+                    and r.get("budget", str(r.get("k"))) not in budgets:
                 continue
             if r["run"] == "stage1":
                 label = "full tokens"
@@ -61,7 +71,7 @@ def curves(paths, steps: int) -> tuple[dict, dict]:
     for path in paths:
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
-            if r["run"] == "stage1" and "test" in r:
+            if "test" in r and (r["run"] == "stage1" or r["reducer"] == "full" and r.get("steps") == steps):
                 full = r["test"]
             elif r.get("k") and "test" in r and (r["run"] == "training-free" or r.get("steps") == steps):
                 lines.setdefault((_name(r), r["run"]), {}).setdefault(r["k"], r["test"])
@@ -95,7 +105,7 @@ def plot_curves(lines: dict, full: dict, steps: int, out: Path) -> None:
 
 def markdown(runs) -> str:
     """The runs as a Markdown table: tokens (% of full), accuracy with its interval, relative drop."""
-    full = next((t["overall"]["accuracy"] for label, t in runs if label == "full tokens"), None)
+    full = next((t["overall"]["accuracy"] for label, t in runs if label.startswith("full tokens")), None)
     lines = ["| run | visual tokens (% of full) | overall % [95% CI] | content % | motion % | relative drop |",
              "|---|---|---|---|---|---|"]
     for label, t in runs:
@@ -131,7 +141,7 @@ def main():
         acc = [100 * t[part]["accuracy"] for _, t in runs]
         low = [a_ - 100 * t[part]["ci95"][0] for a_, (_, t) in zip(acc, runs)]
         high = [100 * t[part]["ci95"][1] - a_ for a_, (_, t) in zip(acc, runs)]
-        colours = ["black" if label == "full tokens" else "tab:red" if label.startswith("token_dynamics")
+        colours = ["black" if label.startswith("full tokens") else "tab:red" if label.startswith("token_dynamics")
                    else "tab:gray" for label, _ in runs]
         ax.barh(range(len(runs)), acc, xerr=[low, high], color=colours, capsize=2)
         ax.axvline(20, color="tab:blue", linestyle="--", linewidth=1)
@@ -139,7 +149,7 @@ def main():
         ax.set_xlim(0, 100)
     axes[0].set_yticks(range(len(runs)), [label for label, _ in runs])
     axes[0].invert_yaxis()
-    full = [t["visual_tokens"]["full_mean"] for label, t in runs if label == "full tokens"]
+    full = [t["visual_tokens"]["full_mean"] for label, t in runs if label.startswith("full tokens")]
     fig.suptitle("MotionQA test (2,000 questions), built-in architecture" +
                  (f", {full[0]:.0f} visual tokens per video in full" if full else "") + "; dashed: chance")
     fig.tight_layout()

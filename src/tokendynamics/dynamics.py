@@ -121,6 +121,7 @@ class TrajectoryCode(nn.Module):
         self.out = nn.Sequential(nn.GELU(), nn.Linear(width, dim))
 
     def zero_output(self) -> None:
+        """Zero the last layer: the code adds nothing until trained (its gradient still reaches every weight)."""
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
