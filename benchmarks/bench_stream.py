@@ -87,13 +87,15 @@ def main():
         updates, streams = {}, {}
         for graphs, sketch in ((True, None), (False, None), (True, a.k)):  # a.k: no sketch
             per_frame_update(frames[:4], a.k, dev, graphs, sketch=sketch)  # warm-up (kernels)
-            updates[graphs, sketch], streams[sketch] = per_frame_update(frames, a.k, dev, graphs, sketch=sketch)
+            updates[graphs, sketch], streams[graphs, sketch] = per_frame_update(frames, a.k, dev, graphs,
+                                                                                sketch=sketch)
         cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
                  **({"full tokens, eager prefill": lambda: prefill(frames.reshape(1, -1, a.dim), eager_lm)}
                     if a.compile else {}),
                  "offline Token Dynamics": lambda: prefill(reducer(frames).tokens),
-                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(streams[None].table()).tokens),
-                 "streamed Token Dynamics, no sketch": lambda: prefill(reducer.from_table(streams[a.k].table()).tokens)}
+                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(streams[True, None].table()).tokens),
+                 "streamed Token Dynamics, no sketch":
+                     lambda: prefill(reducer.from_table(streams[True, a.k].table()).tokens)}  # graph streams both
         ttft = {}
         for name, run in cases.items():
             run()  # compiles (with --compile) outside the timing
