@@ -1,0 +1,89 @@
+"""Does a table row follow its object? For MotionQA videos of a seed the model was not trained on, the key
+map Token Dynamics builds from the built-in model's tokens (``[T, 7, 7]``, K rows), against where each
+moving object really is (the scene's tracks):
+
+- follows: the share of frames in which the object's cell is keyed to its most common row;
+- purity: the share of that row's cells, over the video, that are the object's cell (1: the row is the
+  object alone; low: the row also holds background or other objects);
+- displacement kept: the row's centre moved from its first to its last frame, projected on the object's
+  own displacement, as a share of that displacement (1: the row's centre travels as the object does);
+- same direction: the share of objects whose row's centre moves in the object's direction, of the four
+  (left, right, up, down: the larger axis of each displacement and its sign).
+
+    python benchmarks/keymap_objects.py --data DIR [--model builtin:token_dynamics-8] [--videos 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from probe_tokens import samples
+from tokendynamics.models import load_model
+
+MEASURES = ("follows", "purity", "kept", "same")
+
+
+def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
+    """The three measures for one object: ``key`` ``[T, h, w]`` rows, ``track`` ``[T, 2]`` its centre
+    (x, y) in pixels of a ``side``-pixel frame; None where it leaves the frame or does not move a cell."""
+    t_, h, w = key.shape
+    cells = np.stack([track[:, 1] / side * h, track[:, 0] / side * w], 1)  # (row, column) in cells
+    if (cells < 0).any() or (cells[:, 0] >= h).any() or (cells[:, 1] >= w).any():
+        return None
+    moved = cells[-1] - cells[0]
+    if np.linalg.norm(moved) < 1:  # less than a cell: nothing for a row to follow
+        return None
+    at = cells.astype(int)
+    rows = key[np.arange(t_), at[:, 0], at[:, 1]]
+    row = np.bincount(rows).argmax()
+    present = [t for t in range(t_) if (key[t] == row).any()]
+    centre = [np.argwhere(key[t] == row).mean(0) + 0.5 for t in (present[0], present[-1])]
+    shift = centre[1] - centre[0]
+    return dict(follows=float((rows == row).mean()), purity=float((rows == row).sum() / (key == row).sum()),
+                kept=float(shift @ moved / (moved @ moved)), same=float(_heading(shift) == _heading(moved)))
+
+
+def _heading(d: np.ndarray) -> tuple[int, int]:
+    """One of four directions: the larger axis of ``d`` (row, column) and its sign."""
+    axis = int(abs(d[1]) > abs(d[0]))
+    return axis, int(np.sign(d[axis]))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="a MotionQA folder with .npz archives")
+    p.add_argument("--model", default="builtin:token_dynamics-8")
+    p.add_argument("--videos", type=int, default=100)
+    p.add_argument("--splits", nargs="+", default=["test"])
+    p.add_argument("--out", type=Path, help="JSON report")
+    a = p.parse_args()
+    if not (a.data / f"{a.splits[0]}_scenes.jsonl").is_file():
+        raise SystemExit(f"--data {str(a.data)!r} has no {a.splits[0]}_scenes.jsonl (a MotionQA folder)")
+    model = load_model(a.model).eval()
+    found = []
+    for v, (tokens, scene, index, _) in enumerate(samples(model, a.data, model.recipe.get("frames", 8), a.splits)):
+        if v == a.videos:
+            break
+        with torch.no_grad():
+            key = model.reducer(torch.from_numpy(tokens)[None]).hash.key_map[0].numpy()
+        for obj in scene["objects"]:
+            result = object_rows(key, np.asarray(obj["track"])[index], scene["size"])
+            if result is not None:
+                found.append(result)
+    report = {"model": a.model, "videos": min(v + 1, a.videos), "objects": len(found),
+              **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
+                 for m in MEASURES}}
+    print(f"{report['objects']} moving objects in {report['videos']} videos ({a.model}):")
+    for m in MEASURES:
+        print(f"  {m:8s} mean {report[m]['mean']:.2f}  median {report[m]['median']:.2f}")
+    if a.out:
+        a.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
