@@ -10,7 +10,12 @@ moving object really is (the scene's tracks):
 - same direction: the share of objects whose row's centre moves in the object's direction, of the four
   (left, right, up, down: the larger axis of each displacement and its sign).
 
+With ``--answers`` (``tokendynamics eval --output`` files on the same folder), each model's accuracy on the
+direction questions about moving objects, split by whether the key map's row moves in the object's
+direction: does the model lose a direction the key map holds?
+
     python benchmarks/keymap_objects.py --data DIR [--model builtin:token_dynamics-8] [--videos 100]
+        [--answers EVAL.json ...]
 """
 
 from __future__ import annotations
@@ -60,27 +65,39 @@ def main():
     p.add_argument("--model", default="builtin:token_dynamics-8")
     p.add_argument("--videos", type=int, default=100)
     p.add_argument("--splits", nargs="+", default=["test"])
+    p.add_argument("--answers", nargs="*", type=Path, default=[], help="eval outputs on the same folder")
     p.add_argument("--out", type=Path, help="JSON report")
     a = p.parse_args()
     if not (a.data / f"{a.splits[0]}_scenes.jsonl").is_file():
         raise SystemExit(f"--data {str(a.data)!r} has no {a.splits[0]}_scenes.jsonl (a MotionQA folder)")
     model = load_model(a.model).eval()
     found = []
-    for v, (tokens, scene, index, _) in enumerate(samples(model, a.data, model.recipe.get("frames", 8), a.splits)):
+    for v, (tokens, scene, index, qs) in enumerate(samples(model, a.data, model.recipe.get("frames", 8), a.splits)):
         if v == a.videos:
             break
         with torch.no_grad():
             key = model.reducer(torch.from_numpy(tokens)[None]).hash.key_map[0].numpy()
+        named = {q["question"]: q["id"] for q in qs if q["type"] == "direction"}
         for obj in scene["objects"]:
             result = object_rows(key, np.asarray(obj["track"])[index], scene["size"])
             if result is not None:
-                found.append(result)
+                question = f"In which direction does the {obj['colour']} {obj['shape']} move?"
+                found.append(dict(result, question=named.get(question)))
     report = {"model": a.model, "videos": min(v + 1, a.videos), "objects": len(found),
               **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
                  for m in MEASURES}}
     print(f"{report['objects']} moving objects in {report['videos']} videos ({a.model}):")
     for m in MEASURES:
         print(f"  {m:8s} mean {report[m]['mean']:.2f}  median {report[m]['median']:.2f}")
+    for path in a.answers:
+        right = {r["id"]: r["correct"] for r in json.loads(path.read_text())["records"]}
+        asked = [r for r in found if r["question"] in right]
+        split = {f"row moves {'with' if same else 'against'} it":
+                 [right[r["question"]] for r in asked if r["same"] == same] for same in (1.0, 0.0)}
+        report.setdefault("answers", {})[str(path)] = {k: dict(n=len(v), accuracy=float(np.mean(v)) if v else None)
+                                                       for k, v in split.items()}
+        print(f"  {path}: direction questions on moving objects, " + "; ".join(
+            f"{k}: {100 * np.mean(v):.0f}% of {len(v)}" for k, v in split.items() if v))
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
 
