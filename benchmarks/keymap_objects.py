@@ -8,7 +8,9 @@ moving object really is (the scene's tracks):
 - displacement kept: the row's centre moved from its first to its last frame, projected on the object's
   own displacement, as a share of that displacement (1: the row's centre travels as the object does);
 - same direction: the share of objects whose row's centre moves in the object's direction, of the four
-  (left, right, up, down: the larger axis of each displacement and its sign).
+  (left, right, up, down: the larger axis of each displacement and its sign);
+- a direction probe: logistic regression from the object's row, as the table holds it and as the LLM
+  reads it (after the cross-dynamics attention), to its direction of the four, fitted on 70% of the videos.
 
 With ``--answers`` (``tokendynamics eval --output`` files on the same folder), each model's accuracy on the
 direction questions about moving objects, split by whether the key map's row moves in the object's
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probe_tokens import samples
+from probe_tokens import probe, samples
 from tokendynamics.models import load_model
 
 MEASURES = ("follows", "purity", "kept", "same")
@@ -50,7 +52,8 @@ def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
     centre = [np.argwhere(key[t] == row).mean(0) + 0.5 for t in (present[0], present[-1])]
     shift = centre[1] - centre[0]
     return dict(follows=float((rows == row).mean()), purity=float((rows == row).sum() / (key == row).sum()),
-                kept=float(shift @ moved / (moved @ moved)), same=float(_heading(shift) == _heading(moved)))
+                kept=float(shift @ moved / (moved @ moved)), same=float(_heading(shift) == _heading(moved)),
+                row=int(row), heading=str(_heading(moved)))
 
 
 def _heading(d: np.ndarray) -> tuple[int, int]:
@@ -76,19 +79,29 @@ def main():
         if v == a.videos:
             break
         with torch.no_grad():
-            key = model.reducer(torch.from_numpy(tokens)[None]).hash.key_map[0].numpy()
+            out = model.reducer(torch.from_numpy(tokens)[None])
+        key = out.hash.key_map[0].numpy()
+        rows = {"fused": out.tokens[0].float().numpy(), "table": out.hash.table[0].float().numpy()}
         named = {q["question"]: q["id"] for q in qs if q["type"] == "direction"}
         for obj in scene["objects"]:
             result = object_rows(key, np.asarray(obj["track"])[index], scene["size"])
             if result is not None:
                 question = f"In which direction does the {obj['colour']} {obj['shape']} move?"
-                found.append(dict(result, question=named.get(question)))
+                found.append(dict(result, question=named.get(question), video=v,
+                                  **{name: r[result["row"]] for name, r in rows.items()}))
     report = {"model": a.model, "videos": min(v + 1, a.videos), "objects": len(found),
               **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
                  for m in MEASURES}}
     print(f"{report['objects']} moving objects in {report['videos']} videos ({a.model}):")
     for m in MEASURES:
         print(f"  {m:8s} mean {report[m]['mean']:.2f}  median {report[m]['median']:.2f}")
+    held_out = {r["video"] for r in found if r["video"] >= 0.7 * report["videos"]}
+    for name in ("table", "fused"):  # the object's row, as the table holds it and as the LLM reads it
+        data = [np.stack([r[name] for r in found if (r["video"] in held_out) == test]) for test in (False, True)]
+        labels = [np.array([r["heading"] for r in found if (r["video"] in held_out) == test]) for test in (False, True)]
+        score, chance = probe(data[0], labels[0], data[1], labels[1])
+        report[f"direction probe, {name} row"] = dict(accuracy=score, chance=chance, n_test=len(labels[1]))
+        print(f"  direction (of four) from the object's {name} row: {score:.2f} held out (chance {chance:.2f})")
     for path in a.answers:
         right = {r["id"]: r["correct"] for r in json.loads(path.read_text())["records"]}
         asked = [r for r in found if r["question"] in right]
