@@ -180,14 +180,15 @@ def test_cpu_and_gpu_agree():
 
 
 @pytest.mark.gpu
-def test_gpu_inference_graph_gives_the_eager_attention(monkeypatch):
-    """Without gradients the attention is a CUDA graph: the eager result, and in-place weight updates and
-    new weights are followed."""
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_gpu_inference_graph_gives_the_eager_attention(monkeypatch, trajectory):
+    """Without gradients the attention (and the trajectory code) is a CUDA graph: the eager result, and
+    in-place weight updates and new weights are followed."""
     from tokendynamics.cluster import cudagraphs
 
     torch.manual_seed(0)
     model = td.TokenDynamics(dim=32, num_tokens=None, max_distortion=0.05, max_tokens=8, heads=4,
-                             identity_init=False).cuda().eval()
+                             identity_init=False, trajectory=trajectory).cuda().eval()
     batch = torch.stack([_video(objects=1, seed=1), _video(objects=4, seed=2)]).cuda()  # padding rows
 
     def both():
