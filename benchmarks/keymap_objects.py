@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from probe_tokens import probe, samples
+from tokendynamics.evaluate import wilson
 from tokendynamics.models import load_model
 
 MEASURES = ("follows", "purity", "kept", "same")
@@ -89,7 +90,7 @@ def main():
                 question = f"In which direction does the {obj['colour']} {obj['shape']} move?"
                 found.append(dict(result, question=named.get(question), video=v,
                                   **{name: r[result["row"]] for name, r in rows.items()}))
-    report = {"model": a.model, "videos": min(v + 1, a.videos), "objects": len(found),
+    report = {"model": a.model, "data": str(a.data), "videos": min(v + 1, a.videos), "objects": len(found),
               **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
                  for m in MEASURES}}
     print(f"{report['objects']} moving objects in {report['videos']} videos ({a.model}):")
@@ -100,15 +101,17 @@ def main():
         data = [np.stack([r[name] for r in found if (r["video"] in held_out) == test]) for test in (False, True)]
         labels = [np.array([r["heading"] for r in found if (r["video"] in held_out) == test]) for test in (False, True)]
         score, chance = probe(data[0], labels[0], data[1], labels[1])
-        report[f"direction probe, {name} row"] = dict(accuracy=score, chance=chance, n_test=len(labels[1]))
+        report[f"direction probe, {name} row"] = dict(accuracy=score, chance=chance, n_test=len(labels[1]),
+                                                      ci95=wilson(round(score * len(labels[1])), len(labels[1])))
         print(f"  direction (of four) from the object's {name} row: {score:.2f} held out (chance {chance:.2f})")
     for path in a.answers:
         right = {r["id"]: r["correct"] for r in json.loads(path.read_text())["records"]}
         asked = [r for r in found if r["question"] in right]
         split = {f"row moves {'with' if same else 'against'} it":
                  [right[r["question"]] for r in asked if r["same"] == same] for same in (1.0, 0.0)}
-        report.setdefault("answers", {})[str(path)] = {k: dict(n=len(v), accuracy=float(np.mean(v)) if v else None)
-                                                       for k, v in split.items()}
+        report.setdefault("answers", {})[path.stem] = {
+            k: dict(n=len(v), accuracy=float(np.mean(v)), ci95=wilson(sum(v), len(v))) if v else dict(n=0)
+            for k, v in split.items()}
         print(f"  {path}: direction questions on moving objects, " + "; ".join(
             f"{k}: {100 * np.mean(v):.0f}% of {len(v)}" for k, v in split.items() if v))
     if a.out:
