@@ -36,14 +36,14 @@ class TokenDynamicsConfig:
     ``min_tokens``/``max_tokens`` (then set ``num_tokens=None``). Clustering: ``metric``, ``max_iters``,
     ``tol``, ``seed`` (see ``hash_video``). Attention: ``heads``, ``layers``, ``attend`` (``"own"`` cells or
     ``"all"``), ``position`` (``"sincos"`` or ``"none"``), ``mlp_ratio``, ``impl`` (``"factorized"`` or
-    ``"dense"``: the same function, see ``dynamics``), ``identity_init`` (zero-initialise the attention's residual
-branches so that an untrained module returns the table rows, and training starts from them; False: the
-default PyTorch initialisation throughout), ``width`` (the attention's inner width: queries, keys, values
-and MLP work at ``width`` and project back to ``dim``; None: ``dim``; a narrow width keeps the module small
-on wide LLMs, ~12 dim^2 parameters per layer at full width), ``trajectory`` (add each row's explicit
-trajectory code, :class:`~tokendynamics.dynamics.TrajectoryCode`, before the attention; beyond the paper).
-``out_dim``: width of the output
-    tokens when the host LLM's differs (a linear projection; None keeps ``dim``).
+    ``"dense"``: the same function, see ``dynamics``), ``identity_init`` (zero-initialise the attention's
+    residual branches so that an untrained module returns the table rows, and training starts from them;
+    False: the default PyTorch initialisation throughout), ``width`` (the attention's inner width: queries,
+    keys, values and MLP work at ``width`` and project back to ``dim``; None: ``dim``; a narrow width keeps
+    the module small on wide LLMs, ~12 dim^2 parameters per layer at full width), ``trajectory`` (add each
+    row's explicit trajectory code, :class:`~tokendynamics.dynamics.TrajectoryCode`, before the attention;
+    beyond the paper). ``out_dim``: width of the output tokens when the host LLM's differs (a linear
+    projection; None keeps ``dim``).
     """
 
     dim: int
