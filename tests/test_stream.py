@@ -235,7 +235,8 @@ def test_refining_the_kept_frames_between_questions():
 @pytest.mark.gpu
 def test_gpu_streams_replay_the_eager_update_and_keep_apart(monkeypatch):
     """On CUDA each later frame is one graph replay per stream: the eager result, also for two streams of
-    the same shape pushed in turn (each keeps its own graph), and the graph goes with its stream."""
+    the same shape pushed in turn (each keeps its own graph); a batch's one graph replays the batch's eager
+    update; and the graph goes with its stream."""
     import gc
     import weakref
 
@@ -248,11 +249,16 @@ def test_gpu_streams_replay_the_eager_update_and_keep_apart(monkeypatch):
     for stream, video in zip(streams, videos):
         eager = _stream(video, 6, device="cuda").table()
         assert torch.equal(stream.table().key_map, eager.key_map) and torch.equal(stream.table().table, eager.table)
-    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "1")
-    together = td.HashStream(6, 64, device="cuda", batch=2)  # one graph for both
+    together = td.HashStream(6, 64, device="cuda", batch=2)  # the batch eagerly
     together.push(torch.stack(videos))
-    for b, stream in enumerate(streams):
-        assert torch.equal(together.table().key_map[b], stream.table().key_map[0])
+    monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "1")
+    graphed = td.HashStream(6, 64, device="cuda", batch=2)  # one graph for both
+    graphed.push(torch.stack(videos))
+    assert torch.equal(graphed.table().key_map, together.table().key_map)
+    for b, stream in enumerate(streams):  # CUDA's batched matmuls round apart from single ones: a sketch row's
+        # near-tied cells may go the other way, so a batched stream is as good as alone, not the same
+        alone = stream.table().distortion()[0]
+        assert abs(together.table().distortion()[b] - alone) <= 0.01 * alone
     gone = weakref.ref(streams[0])
     del stream, streams
     gc.collect()
