@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from probe_tokens import probe, samples
+from tokendynamics.data.motionqa import direction_question
 from tokendynamics.evaluate import wilson
 from tokendynamics.models import load_model
 
@@ -87,7 +88,7 @@ def main():
         for obj in scene["objects"]:
             result = object_rows(key, np.asarray(obj["track"])[index], scene["size"])
             if result is not None:
-                question = f"In which direction does the {obj['colour']} {obj['shape']} move?"
+                question = direction_question(f"{obj['colour']} {obj['shape']}")
                 found.append(dict(result, question=named.get(question), video=v,
                                   **{name: r[result["row"]] for name, r in rows.items()}))
     report = {"model": a.model, "data": str(a.data), "videos": min(v + 1, a.videos), "objects": len(found),

@@ -18,30 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokendynamics.data.motionqa import COLOURS, DIRECTIONS, shape_mask
-from tokendynamics.data.motionqa.spec import STILL
+from tokendynamics.data.motionqa import DIRECTION_ANSWERS, PLAIN_BACKGROUNDS, direction_question, plain_clip
 from tokendynamics.data.video import count_frames, read_video, uniform_indices, write_video
 from tokendynamics.evaluate import wilson
 from tokendynamics.models.builtin import FRAMES
 from tokendynamics.models.load import load_model
-
-MOTIONS = (*DIRECTIONS, STILL)
-BACKGROUNDS = {"white": (235, 235, 235), "grey": (128, 128, 128), "black": (20, 20, 20)}
-
-
-def plain_clip(shape: str, colour: str, motion: str, background: str, size: int, frames: int) -> np.ndarray:
-    """``uint8 [frames, size, size, 3]``: one ``shape`` of ``colour`` (radius 8% of the side) on a plain
-    ``background``, crossing the middle 40% of the frame in ``motion``'s direction (or standing at the
-    centre)."""
-    radius, (dx, dy) = 0.08 * size, DIRECTIONS.get(motion, (0.0, 0.0))
-    travel = np.linspace(-0.2, 0.2, frames) * size
-    yy, xx = np.mgrid[:size, :size] + 0.5
-    video = np.empty((frames, size, size, 3), np.uint8)
-    for t in range(frames):
-        x, y = size / 2 + dx * travel[t], size / 2 + dy * travel[t]
-        video[t] = BACKGROUNDS[background]
-        video[t][shape_mask(shape, xx - x, yy - y, radius)] = COLOURS[colour]
-    return video
 
 
 def cases(size: int, frames: int, seed: int):
@@ -49,10 +30,11 @@ def cases(size: int, frames: int, seed: int):
     ``(clip uint8 [T, size, size, 3], question, options, motion, background)``."""
     rng = np.random.default_rng(seed)
     for shape, colour, background, motion in itertools.product(("square", "circle", "triangle"),
-                                                               ("red", "blue", "yellow"), BACKGROUNDS, MOTIONS):
-        options = [str(o) for o in rng.permutation(MOTIONS)]
+                                                               ("red", "blue", "yellow"), PLAIN_BACKGROUNDS,
+                                                               DIRECTION_ANSWERS):
+        options = [str(o) for o in rng.permutation(DIRECTION_ANSWERS)]
         yield (plain_clip(shape, colour, motion, background, size, frames),
-               f"In which direction does the {colour} {shape} move?", options, motion, background)
+               direction_question(f"{colour} {shape}"), options, motion, background)
 
 
 def main():
@@ -79,12 +61,12 @@ def main():
                 picks[spec].append(options[pick] == motion)
     report = {"size": a.size, "frames": a.frames, "videos": len(motions), "models": {}}
     print(f"{len(motions)} plain videos, {a.size} px, {a.frames} frames; accuracy % [95% CI] (chance 20%)")
-    groups = [*MOTIONS, *(f"on {b}" for b in BACKGROUNDS)]
+    groups = [*DIRECTION_ANSWERS, *(f"on {b}" for b in PLAIN_BACKGROUNDS)]
     print("| model | all | " + " | ".join(groups) + " |\n|---|---|" + "---|" * len(groups))
     for spec, right in picks.items():
         right = np.array(right)
-        per = {m: right[[x == m for x in motions]] for m in MOTIONS}
-        per.update({f"on {b}": right[[x == b for x in backgrounds]] for b in BACKGROUNDS})
+        per = {m: right[[x == m for x in motions]] for m in DIRECTION_ANSWERS}
+        per.update({f"on {b}": right[[x == b for x in backgrounds]] for b in PLAIN_BACKGROUNDS})
         cells = {"all": right, **per}
         report["models"][spec] = {k: dict(accuracy=float(v.mean()), n=len(v), ci95=wilson(int(v.sum()), len(v)))
                                   for k, v in cells.items()}

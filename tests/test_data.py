@@ -307,3 +307,40 @@ def test_qa_files_of_random_bytes_name_the_file_and_line(tmp_path_factory, data)
         assert str(path) in str(e)
     else:
         assert all(isinstance(i.question, str) for i in items)
+
+
+@pytest.mark.parametrize("motion", list(mq.DIRECTION_ANSWERS))
+def test_a_plain_clip_moves_its_shape_the_named_way(motion):
+    """The shape's pixels (its colour on the plain background) travel the named direction, or stay put."""
+    clip = mq.plain_clip("circle", "blue", motion, "grey", size=64, frames=6)
+    assert clip.shape == (6, 64, 64, 3) and clip.dtype == np.uint8
+    assert (clip[:, 0, 0] == mq.PLAIN_BACKGROUNDS["grey"]).all()
+    centres = []
+    for frame in clip:
+        ys, xs = np.nonzero((frame == mq.COLOURS["blue"]).all(-1))
+        centres.append((xs.mean(), ys.mean()))
+    moved = np.subtract(centres[-1], centres[0]) / 64  # (dx, dy) as a share of the side
+    want = mq.DIRECTIONS.get(motion, (0.0, 0.0))
+    np.testing.assert_allclose(moved, np.multiply(want, 0.4), atol=0.02)
+
+
+def test_a_plain_clip_names_a_wrong_argument():
+    with pytest.raises(ValueError, match="motion must be one of"):
+        mq.plain_clip("circle", "blue", "sideways", "grey")
+    with pytest.raises(ValueError, match="background must be one of"):
+        mq.plain_clip("circle", "blue", "left", "pink")
+    with pytest.raises(ValueError, match="shape must be one of"):
+        mq.plain_clip("blob", "blue", "left", "grey")
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        mq.plain_clip("circle", "blue", "left", "grey", size=0)
+
+
+def test_the_direction_question_is_the_generators_own():
+    config = mq.MotionQAConfig()
+    for index in range(40):
+        _, objs, _, items = mq.make_scene(index, config)
+        if items[0].type == "direction":
+            assert items[0].question == mq.direction_question(objs[0].name)
+            assert sorted(items[0].options) == sorted(mq.DIRECTION_ANSWERS)
+            return
+    raise AssertionError("no direction question in 40 scenes")

@@ -13,17 +13,22 @@ position is uniform over the five. Splits are fixed by the video index (``index 
     motionqa/{train,val,test}_scenes.jsonl   the recorded objects and their tracks, per video
     motionqa/videos/{split}/{id}.mp4         (and .npz frame archives with arrays=True)
     motionqa/stats.json                      question types, answer positions and the blind prior per split
+
+``plain_clip`` draws the simplest video a user makes (one shape crossing a plain frame) for the direction
+question (``direction_question``, ``DIRECTION_ANSWERS``).
 """
 
 from .generate import MotionQAConfig, generate_motionqa, make_scene, make_video
 from .motion import SceneObject, make_track
 from .questions import MOTION_QUESTIONS, MOTION_TYPES, content_question, end_quadrant, motion_scene
+from .plain import PLAIN_BACKGROUNDS, plain_clip
 from .render import background, render, shape_mask
-from .spec import (BACKGROUNDS, COLOURS, CONTENT_TYPES, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES,
-                   SPLITS, split_of)
+from .spec import (BACKGROUNDS, COLOURS, CONTENT_TYPES, DIRECTION_ANSWERS, DIRECTIONS, MOVES, NUM_OPTIONS,
+                   QUADRANTS, SHAPES, SIZES, SPLITS, STILL, direction_question, split_of)
 from .stats import answer_balance, blind_accuracy, majority_answers
 
-__all__ = ["BACKGROUNDS", "COLOURS", "CONTENT_TYPES", "DIRECTIONS", "MOTION_QUESTIONS", "MOTION_TYPES", "MOVES",
-           "MotionQAConfig", "NUM_OPTIONS", "QUADRANTS", "SHAPES", "SIZES", "SPLITS", "SceneObject", "answer_balance",
-           "background", "blind_accuracy", "content_question", "end_quadrant", "generate_motionqa", "majority_answers",
-           "make_scene", "make_track", "make_video", "motion_scene", "render", "shape_mask", "split_of"]
+__all__ = ["BACKGROUNDS", "COLOURS", "CONTENT_TYPES", "DIRECTION_ANSWERS", "DIRECTIONS", "MOTION_QUESTIONS",
+           "MOTION_TYPES", "MOVES", "MotionQAConfig", "NUM_OPTIONS", "PLAIN_BACKGROUNDS", "QUADRANTS", "SHAPES", "SIZES",
+           "SPLITS", "STILL", "SceneObject", "answer_balance", "background", "blind_accuracy", "content_question",
+           "direction_question", "end_quadrant", "generate_motionqa", "majority_answers", "make_scene", "make_track",
+           "make_video", "motion_scene", "plain_clip", "render", "shape_mask", "split_of"]

@@ -4,7 +4,8 @@ the scene made to match), a content question, and five options with the answer a
 from __future__ import annotations
 
 from .motion import SceneObject, make_track
-from .spec import COLOURS, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES, STILL
+from .spec import (COLOURS, DIRECTION_ANSWERS, DIRECTIONS, MOVES, NUM_OPTIONS, QUADRANTS, SHAPES, SIZES,
+                   direction_question)
 
 
 def _objects(rng, n, side):
@@ -37,7 +38,7 @@ def _name_options(rng, objects, answer):
 
 
 def _direction(rng, frames, side):
-    label = rng.choice(list(DIRECTIONS) + [STILL])
+    label = rng.choice(list(DIRECTION_ANSWERS))
     objs = _objects(rng, 1 + rng.integers(0, 3), side)
     for o in objs[1:]:
         _set(o, rng, rng.choice(["static", "straight"]), frames, side)
@@ -45,8 +46,8 @@ def _direction(rng, frames, side):
         _set(objs[0], rng, "directed", frames, side, direction=str(label))
     else:
         _set(objs[0], rng, "static", frames, side)
-    others = [d for d in list(DIRECTIONS) + [STILL] if d != label]
-    return objs, (f"In which direction does the {objs[0].name} move?", str(label), others)
+    others = [d for d in DIRECTION_ANSWERS if d != label]
+    return objs, (direction_question(objs[0].name), str(label), others)
 
 
 def _moved(rng, frames, side):
