@@ -6,7 +6,7 @@
 
     streams = td.HashStream(num_tokens=8, dim=D, batch=4)   # four live videos, updated together
     streams.push(frames)               # [4, H, W, D] or [4, t, H, W, D]: each stream's next frame(s)
-    h = streams.table()                # a batch of 4 tables, each equal to its stream's alone
+    h = streams.table()                # a batch of 4 tables, each its stream's alone
 
 A fixed-length stream keeps more rows than it gives, a sketch of ``sketch`` rows (default 2 K), and
 ``table()`` groups them into K by the metric's weighted k-means (spherical for cosine: a row weighs its
@@ -41,7 +41,8 @@ example while waiting for the next frame): the last W frames' tokens are kept (m
 no more) and their cells move to their nearest row as the rows now are, the rows' sums with them, a few
 passes; the running distortion takes those frames' exact error. Several streams of one grid (``batch=B``,
 fixed length) are held as one state with a leading stream dimension and updated by the same function in
-one step (one graph for the batch); each stream's table equals the one it would have alone.
+one step (one graph for the batch); each stream's table equals the one it would have alone (on CUDA, up
+to the rounding of batched against single matmuls, which can send a near-tied cell the other way).
 """
 
 from __future__ import annotations
