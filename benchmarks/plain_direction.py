@@ -1,8 +1,8 @@
 """Does a model answer direction on the simple videos a user makes? A coloured shape moving left, right,
 up or down, or standing still, on a plain background, written as an mp4 and read back as ``tokendynamics
 demo --video`` reads it; the MotionQA direction question with its five options, scored by likelihood, for
-every model named, on the same videos in the same run (accuracy per motion and per background with 95%
-intervals).
+every model named, each with the reducer saved with it (full tokens, or Token Dynamics at 8), on the same
+videos in the same run (accuracy per motion and per background with 95% intervals).
 
     python benchmarks/plain_direction.py --models builtin:full DIR ... [--size 224 --frames 48]
 """
@@ -45,7 +45,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="JSON report")
     a = p.parse_args()
-    models = {spec: load_model(spec, "full").eval() for spec in a.models}
+    models = {spec: load_model(spec).eval() for spec in a.models}  # each with the reducer saved with it
     picks = {spec: [] for spec in models}
     motions, backgrounds = [], []
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():

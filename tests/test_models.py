@@ -166,18 +166,20 @@ def test_a_host_answers_from_a_stream_as_from_the_whole_video_table(tiny):
         _load(tiny, reducer="tome", num_tokens=3).new_stream()
 
 
-@pytest.fixture(scope="module")
-def builtin_full():
+@pytest.fixture(scope="module", params=["full", "token_dynamics-8"])
+def shipped(request):
+    """Each shipped built-in model with the reducer it was saved with."""
     from tokendynamics.models import load_model
 
-    return load_model("builtin", "full").eval()
+    return load_model(f"builtin:{request.param}").eval()
 
 
 @pytest.mark.parametrize("background", ["white", "black"])
 @pytest.mark.parametrize("motion", ["left", "right", "up", "down", "it does not move"])
-def test_the_builtin_model_tells_the_direction_of_a_plain_video(builtin_full, tmp_path, motion, background):
+def test_the_builtin_models_tell_the_direction_of_a_plain_video(shipped, tmp_path, motion, background):
     """A red square moving across a plain white or black frame, written as an mp4 and read back as
-    ``demo --video`` reads it: the shipped model names its direction among the five options."""
+    ``demo --video`` reads it: each shipped model (full tokens, and Token Dynamics from its 9 tokens) names
+    its direction among the five options."""
     from tokendynamics.data import write_video
     from tokendynamics.data.motionqa import direction_question, plain_clip
     from tokendynamics.data.video import read_video, uniform_indices
@@ -187,6 +189,6 @@ def test_the_builtin_model_tells_the_direction_of_a_plain_video(builtin_full, tm
     clip = read_video(tmp_path / "clip.mp4", 32)
     options = ["up", "it does not move", "right", "down", "left"]
     with torch.no_grad():
-        pick = builtin_full.choose([clip[uniform_indices(len(clip), FRAMES)]], [direction_question("red square")],
-                                   [options], mode="likelihood").picks[0]
+        pick = shipped.choose([clip[uniform_indices(len(clip), FRAMES)]], [direction_question("red square")],
+                              [options], mode="likelihood").picks[0]
     assert options[pick] == motion
