@@ -133,6 +133,19 @@ def test_choose_with_precomputed_visual_tokens_equals_choose_from_videos(tiny):
     assert direct.picks == reused.picks and torch.equal(direct.scores, reused.scores)
 
 
+def test_choose_scores_as_the_model_was_trained_unless_told(tiny):
+    """``mode=None``: the recipe's answer (option text -> likelihood); no recipe -> the letters."""
+    model = _load(tiny, reducer="tome", num_tokens=4)
+    visual = model.video_tokens(_videos(4, 6))
+    for recipe, mode in (({}, "letter"), ({"target": "text"}, "likelihood"), ({"target": "letter"}, "letter")):
+        model.recipe = recipe
+        default = model.choose(None, [QUESTION], [OPTIONS], visual=visual[:1])
+        told = model.choose(None, [QUESTION], [OPTIONS], mode=mode, visual=visual[:1])
+        assert torch.equal(default.scores, told.scores)
+    assert not torch.equal(default.scores, model.choose(None, [QUESTION], [OPTIONS], mode="likelihood",
+                                                        visual=visual[:1]).scores)
+
+
 def test_answer_attention_gives_shares_over_the_reduced_rows(tiny):
     model = _load(tiny, reducer="token_dynamics", num_tokens=None, max_distortion=0.02, max_tokens=6,
                   identity_init=False)

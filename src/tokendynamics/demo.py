@@ -147,7 +147,7 @@ def _demo_model(args, console, frames, items) -> None:
             row = [escape(item.question), escape(item.options[item.answer]) if not args.video else "?"]
             for name, model in models.items():
                 start = time.perf_counter()
-                choice = model.choose([clip], [item.question], [list(item.options)], mode="likelihood")
+                choice = model.choose([clip], [item.question], [list(item.options)])  # as the model was trained
                 seconds[name] += time.perf_counter() - start
                 tokens[name] = choice.visual_tokens[0]
                 pick = choice.picks[0]

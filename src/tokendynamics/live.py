@@ -19,7 +19,7 @@ from .data.motionqa import MotionQAConfig, make_video
 from .data.video import count_frames, iter_video
 from .models import load_model
 from .models.builtin import DATA
-from .models.recipe import answer_mode, recipe_frames
+from .models.recipe import recipe_frames
 
 
 @dataclass
@@ -71,7 +71,6 @@ def run_live(cfg: LiveConfig, console: Console) -> list[dict]:
         model = load_model(cfg.model).eval()
     stream = model.new_stream(window=cfg.refine)
     frames, question, options, truth, about = _source(cfg, recipe_frames(model.recipe))
-    mode = answer_mode(model.recipe)
     console.print(f"[bold]Live[/bold]: {about}; {escape(question)} ({', '.join(map(escape, options))})")
     table = Table(title="answers as the video plays")
     for column in ("frames so far", "table rows", "answer", "push (ms/frame)", "answer (ms)"):
@@ -87,7 +86,7 @@ def run_live(cfg: LiveConfig, console: Console) -> list[dict]:
         start = time.perf_counter()
         with torch.no_grad():
             visual = model.stream_tokens(stream)
-            pick = model.choose(None, [question], [options], mode=mode, visual=[visual]).picks[0]
+            pick = model.choose(None, [question], [options], visual=[visual]).picks[0]
         row = dict(frames=pushed, rows=len(visual) - model.added_rows, answer=options[pick],
                    push_ms=1e3 * push_seconds / pushed, answer_ms=1e3 * (time.perf_counter() - start))
         rows.append(row)

@@ -28,7 +28,7 @@ from torch import nn
 from .._checks import check_choice
 from ..reducers import Reducer
 from .prompts import LETTERS, SCORING_MODES, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
-from .recipe import load_recipe, save_recipe
+from .recipe import answer_mode, load_recipe, save_recipe
 
 IGNORE = -100
 
@@ -320,14 +320,17 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         return shares
 
     @torch.no_grad()
-    def choose(self, videos, questions, options, mode: str = "letter", visual=None) -> Choices:
+    def choose(self, videos, questions, options, mode: str | None = None, visual=None) -> Choices:
         """Multiple choice as NextQA-MC is scored, ``mode``:
 
         ``"letter"``: the next-token logits of the option letters after the multiple-choice prompt
         (padding options score -inf); ``"generate"``: the letter named in a greedy answer (-1 where none);
-        ``"likelihood"``: the summed log-probability of each option's text as the answer to the question.
+        ``"likelihood"``: the summed log-probability of each option's text as the answer to the question;
+        ``None``: the scoring the model was trained for (its recipe's target: ``"likelihood"`` for the
+        built-in models, ``"letter"`` for a checkpoint without a recipe).
         ``visual``: the videos' tokens where already computed (see :meth:`build_inputs`; videos unused).
         """
+        mode = answer_mode(self.recipe) if mode is None else mode
         options = [check_options(o) for o in options]
         texts = [multiple_choice(q, o) for q, o in zip(questions, options)]
         width = max(len(o) for o in options)

@@ -1,7 +1,8 @@
 """The simplest video a user makes: one coloured shape crossing a plain frame, or standing at its centre.
 
-    clip = plain_clip("square", "red", "left", "white")      # uint8 [48, 224, 224, 3]
-    model.choose([clip], [direction_question("red square")], [list(DIRECTION_ANSWERS)])
+    clip = torch.from_numpy(plain_clip("square", "red", "left", "white"))      # uint8 [48, 224, 224, 3]
+    model.choose([clip[uniform_indices(len(clip), 8)]], [direction_question("red square")],
+                 [list(DIRECTION_ANSWERS)])                                    # answers "left"
 
 MotionQA's shapes and colours, drawn as MotionQA draws them, on a plain background of three levels; the
 direction question and its five answers are MotionQA's own (:mod:`.spec`).
