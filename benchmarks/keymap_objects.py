@@ -14,7 +14,9 @@ moving object really is (the scene's tracks):
 
 With ``--answers`` (``tokendynamics eval --output`` files on the same folder), each model's accuracy on the
 direction questions about moving objects, split by whether the key map's row moves in the object's
-direction: does the model lose a direction the key map holds?
+direction (does the model lose a direction the key map holds?), and on the direction and "which object
+moves" questions, split by whether the object's row is also another object's usual row (does a shared row
+lose what a row of its own keeps?).
 
     python benchmarks/keymap_objects.py --data DIR [--model builtin:token_dynamics-8] [--videos 100]
         [--answers EVAL.json ...]
@@ -37,25 +39,46 @@ from tokendynamics.models import load_model
 MEASURES = ("follows", "purity", "kept", "same")
 
 
-def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
-    """The three measures for one object: ``key`` ``[T, h, w]`` rows, ``track`` ``[T, 2]`` its centre
-    (x, y) in pixels of a ``side``-pixel frame; None where it leaves the frame or does not move a cell."""
+def object_cells(key: np.ndarray, track: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """An object's cell per frame ``[T, 2]`` (row, column, fractional) and the key map's row there ``[T]``:
+    ``key`` ``[T, h, w]`` rows, ``track`` ``[T, 2]`` its centre (x, y) in pixels of a ``side``-pixel frame;
+    None where it leaves the frame."""
     t_, h, w = key.shape
-    cells = np.stack([track[:, 1] / side * h, track[:, 0] / side * w], 1)  # (row, column) in cells
+    cells = np.stack([track[:, 1] / side * h, track[:, 0] / side * w], 1)
     if (cells < 0).any() or (cells[:, 0] >= h).any() or (cells[:, 1] >= w).any():
         return None
+    at = cells.astype(int)
+    return cells, key[np.arange(t_), at[:, 0], at[:, 1]]
+
+
+def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
+    """The measures for one moving object (:func:`object_cells`' arguments); None where it leaves the frame
+    or does not move a cell."""
+    found = object_cells(key, track, side)
+    if found is None:
+        return None
+    cells, rows = found
     moved = cells[-1] - cells[0]
     if np.linalg.norm(moved) < 1:  # less than a cell: nothing for a row to follow
         return None
-    at = cells.astype(int)
-    rows = key[np.arange(t_), at[:, 0], at[:, 1]]
     row = np.bincount(rows).argmax()
-    present = [t for t in range(t_) if (key[t] == row).any()]
+    present = [t for t in range(len(key)) if (key[t] == row).any()]
     centre = [np.argwhere(key[t] == row).mean(0) + 0.5 for t in (present[0], present[-1])]
     shift = centre[1] - centre[0]
     return dict(follows=float((rows == row).mean()), purity=float((rows == row).sum() / (key == row).sum()),
                 kept=float(shift @ moved / (moved @ moved)), same=float(_heading(shift) == _heading(moved)),
                 row=int(row), heading=str(_heading(moved)))
+
+
+def _about(questions: list[dict], name: str) -> dict[str, str]:
+    """The ids of a video's questions about the object called ``name``: its direction question, and the
+    "which object moves" question whose answer it is."""
+    about = {}
+    for q in questions:
+        if q["type"] == "direction" and q["question"] == direction_question(name) or \
+                q["type"] == "moved" and q["options"][q["answer"]] == name:
+            about[q["type"]] = q["id"]
+    return about
 
 
 def _heading(d: np.ndarray) -> tuple[int, int]:
@@ -84,13 +107,15 @@ def main():
             out = model.reducer(torch.from_numpy(tokens)[None])
         key = out.hash.key_map[0].numpy()
         rows = {"fused": out.tokens[0].float().numpy(), "table": out.hash.table[0].float().numpy()}
-        named = {q["question"]: q["id"] for q in qs if q["type"] == "direction"}
-        for obj in scene["objects"]:
-            result = object_rows(key, np.asarray(obj["track"])[index], scene["size"])
+        objects = {f"{o['colour']} {o['shape']}": np.asarray(o["track"])[index] for o in scene["objects"]}
+        home = {name: np.bincount(c[1]).argmax() for name, track in objects.items()
+                if (c := object_cells(key, track, scene["size"])) is not None}  # each object's usual row
+        for name, track in objects.items():
+            result = object_rows(key, track, scene["size"])
             if result is not None:
-                question = direction_question(f"{obj['colour']} {obj['shape']}")
-                found.append(dict(result, question=named.get(question), video=v,
-                                  **{name: r[result["row"]] for name, r in rows.items()}))
+                shared = any(row == result["row"] for other, row in home.items() if other != name)
+                found.append(dict(result, shared=float(shared), questions=_about(qs, name), video=v,
+                                  **{kind: r[result["row"]] for kind, r in rows.items()}))
     report = {"model": a.model, "data": str(a.data), "videos": min(v + 1, a.videos), "objects": len(found),
               **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
                  for m in MEASURES}}
@@ -107,14 +132,19 @@ def main():
         print(f"  direction (of four) from the object's {name} row: {score:.2f} held out (chance {chance:.2f})")
     for path in a.answers:
         right = {r["id"]: r["correct"] for r in json.loads(path.read_text())["records"]}
-        asked = [r for r in found if r["question"] in right]
         split = {f"row moves {'with' if same else 'against'} it":
-                 [right[r["question"]] for r in asked if r["same"] == same] for same in (1.0, 0.0)}
+                 [right[r["questions"]["direction"]] for r in found
+                  if r["questions"].get("direction") in right and r["same"] == same] for same in (1.0, 0.0)}
+        for qtype in ("direction", "moved"):
+            split |= {f"{qtype}, the object's row {'shared with another object' if shared else 'its own'}":
+                      [right[r["questions"][qtype]] for r in found
+                       if r["questions"].get(qtype) in right and r["shared"] == shared] for shared in (0.0, 1.0)}
         report.setdefault("answers", {})[path.stem] = {
             k: dict(n=len(v), accuracy=float(np.mean(v)), ci95=wilson(sum(v), len(v))) if v else dict(n=0)
             for k, v in split.items()}
-        print(f"  {path}: direction questions on moving objects, " + "; ".join(
-            f"{k}: {100 * np.mean(v):.0f}% of {len(v)}" for k, v in split.items() if v))
+        print(f"  {path}:")
+        for k, v in split.items():
+            print(f"    {k}: {100 * np.mean(v):.0f}% of {len(v)}" if v else f"    {k}: none")
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
 
