@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import tokendynamics as td
 from probe_tokens import probe, samples
 from tokendynamics.data.motionqa import direction_question
 from tokendynamics.evaluate import wilson
@@ -70,6 +71,18 @@ def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
                 row=int(row), heading=str(_heading(moved)))
 
 
+def moving_objects(key: np.ndarray, objects: dict[str, np.ndarray], side: int):
+    """``(name, object_rows' measures, shared)`` for each moving object of ``objects`` (name -> track
+    ``[T, 2]``): ``shared`` where its row is also another object's usual row (the row most of its cells
+    are keyed to)."""
+    home = {name: np.bincount(c[1]).argmax() for name, track in objects.items()
+            if (c := object_cells(key, track, side)) is not None}
+    for name, track in objects.items():
+        result = object_rows(key, track, side)
+        if result is not None:
+            yield name, result, any(row == result["row"] for other, row in home.items() if other != name)
+
+
 def _about(questions: list[dict], name: str) -> dict[str, str]:
     """The ids of a video's questions about the object called ``name``: its direction question, and the
     "which object moves" question whose answer it is."""
@@ -94,11 +107,14 @@ def main():
     p.add_argument("--videos", type=int, default=100)
     p.add_argument("--splits", nargs="+", default=["test"])
     p.add_argument("--answers", nargs="*", type=Path, default=[], help="eval outputs on the same folder")
+    p.add_argument("--shared-ks", nargs="*", type=int, default=[],
+                   help="also the share of moving objects whose row another object shares at these K")
     p.add_argument("--out", type=Path, help="JSON report")
     a = p.parse_args()
     if not (a.data / f"{a.splits[0]}_scenes.jsonl").is_file():
         raise SystemExit(f"--data {str(a.data)!r} has no {a.splits[0]}_scenes.jsonl (a MotionQA folder)")
     model = load_model(a.model).eval()
+    clustering, shares = model.reducer.model.config.hash_kwargs, {k: [] for k in a.shared_ks}
     found = []
     for v, (tokens, scene, index, qs) in enumerate(samples(model, a.data, model.recipe.get("frames", 8), a.splits)):
         if v == a.videos:
@@ -108,20 +124,22 @@ def main():
         key = out.hash.key_map[0].numpy()
         rows = {"fused": out.tokens[0].float().numpy(), "table": out.hash.table[0].float().numpy()}
         objects = {f"{o['colour']} {o['shape']}": np.asarray(o["track"])[index] for o in scene["objects"]}
-        home = {name: np.bincount(c[1]).argmax() for name, track in objects.items()
-                if (c := object_cells(key, track, scene["size"])) is not None}  # each object's usual row
-        for name, track in objects.items():
-            result = object_rows(key, track, scene["size"])
-            if result is not None:
-                shared = any(row == result["row"] for other, row in home.items() if other != name)
-                found.append(dict(result, shared=float(shared), questions=_about(qs, name), video=v,
-                                  **{kind: r[result["row"]] for kind, r in rows.items()}))
+        for name, result, shared in moving_objects(key, objects, scene["size"]):
+            found.append(dict(result, shared=float(shared), questions=_about(qs, name), video=v,
+                              **{kind: r[result["row"]] for kind, r in rows.items()}))
+        for k in a.shared_ks:  # the same tokens clustered into k rows as the reducer clusters them
+            key_k = td.hash_video(torch.from_numpy(tokens)[None], **(clustering | dict(num_tokens=k))).key_map[0]
+            shares[k] += [shared for *_, shared in moving_objects(key_k.numpy(), objects, scene["size"])]
     report = {"model": a.model, "data": str(a.data), "videos": min(v + 1, a.videos), "objects": len(found),
               **{m: {"mean": float(np.mean([r[m] for r in found])), "median": float(np.median([r[m] for r in found]))}
                  for m in MEASURES}}
     print(f"{report['objects']} moving objects in {report['videos']} videos ({a.model}):")
     for m in MEASURES:
         print(f"  {m:8s} mean {report[m]['mean']:.2f}  median {report[m]['median']:.2f}")
+    if shares:
+        report["moving objects whose row another object shares, by K"] = {k: float(np.mean(v)) for k, v in shares.items()}
+        print("  moving objects whose row another object shares: " + ", ".join(
+            f"K = {k}: {100 * np.mean(v):.0f}%" for k, v in shares.items()))
     held_out = {r["video"] for r in found if r["video"] >= 0.7 * report["videos"]}
     for name in ("table", "fused"):  # the object's row, as the table holds it and as the LLM reads it
         data = [np.stack([r[name] for r in found if (r["video"] in held_out) == test]) for test in (False, True)]
