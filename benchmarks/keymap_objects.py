@@ -19,7 +19,7 @@ moves" questions, split by whether the object's row is also another object's usu
 lose what a row of its own keeps?).
 
     python benchmarks/keymap_objects.py --data DIR [--model builtin:token_dynamics-8] [--videos 100]
-        [--answers EVAL.json ...]
+        [--answers EVAL.json ...] [--shared-ks 4 8 16 32]
 """
 
 from __future__ import annotations
