@@ -19,7 +19,7 @@ moves" questions, split by whether the object's row is also another object's usu
 lose what a row of its own keeps?).
 
     python benchmarks/keymap_objects.py --data DIR [--model builtin:token_dynamics-8] [--videos 100]
-        [--answers EVAL.json ...] [--shared-ks 4 8 16 32]
+        [--answers EVAL.json ...] [--shared-ks 4 8 16 32 [--shared-metric l2]]
 """
 
 from __future__ import annotations
@@ -109,12 +109,15 @@ def main():
     p.add_argument("--answers", nargs="*", type=Path, default=[], help="eval outputs on the same folder")
     p.add_argument("--shared-ks", nargs="*", type=int, default=[],
                    help="also the share of moving objects whose row another object shares at these K")
+    p.add_argument("--shared-metric", choices=["cosine", "l2"], help="with --shared-ks: cluster by this metric "
+                   "(default: the reducer's)")
     p.add_argument("--out", type=Path, help="JSON report")
     a = p.parse_args()
     if not (a.data / f"{a.splits[0]}_scenes.jsonl").is_file():
         raise SystemExit(f"--data {str(a.data)!r} has no {a.splits[0]}_scenes.jsonl (a MotionQA folder)")
     model = load_model(a.model).eval()
     clustering, shares = model.reducer.model.config.hash_kwargs, {k: [] for k in a.shared_ks}
+    clustering |= {"metric": a.shared_metric} if a.shared_metric else {}
     found = []
     for v, (tokens, scene, index, qs) in enumerate(samples(model, a.data, model.recipe.get("frames", 8), a.splits)):
         if v == a.videos:
@@ -137,8 +140,9 @@ def main():
     for m in MEASURES:
         print(f"  {m:8s} mean {report[m]['mean']:.2f}  median {report[m]['median']:.2f}")
     if shares:
-        report["moving objects whose row another object shares, by K"] = {k: float(np.mean(v)) for k, v in shares.items()}
-        print("  moving objects whose row another object shares: " + ", ".join(
+        report[f"moving objects whose row another object shares, by K ({clustering['metric']})"] = {
+            k: float(np.mean(v)) for k, v in shares.items()}
+        print(f"  moving objects whose row another object shares ({clustering['metric']}): " + ", ".join(
             f"K = {k}: {100 * np.mean(v):.0f}%" for k, v in shares.items()))
     held_out = {r["video"] for r in found if r["video"] >= 0.7 * report["videos"]}
     for name in ("table", "fused"):  # the object's row, as the table holds it and as the LLM reads it
