@@ -126,6 +126,20 @@ def test_one_loader_picks_the_host_from_the_checkpoint(tiny, tmp_path):
         from_pretrained(other)
 
 
+def test_options_without_a_reducer_name_change_the_saved_reducers_clustering(tiny, tmp_path):
+    """A checkpoint's own reducer takes options that no trained weight depends on (``--option`` of eval);
+    the shipped variant too; one that shapes its weights raises instead of being dropped."""
+    from tokendynamics.models import from_pretrained, load_model
+
+    from_pretrained(tiny, reducer="token_dynamics", num_tokens=3).save_pretrained(tmp_path / "ft")
+    assert from_pretrained(tmp_path / "ft", max_iters=1).reducer.model.config.max_iters == 1
+    with pytest.raises(ValueError, match="attend shape the trained"):
+        from_pretrained(tmp_path / "ft", attend="all")
+    assert load_model("builtin:token_dynamics-8", metric="l2").reducer.model.config.metric == "l2"
+    with pytest.raises(ValueError, match="full tokens take no options"):
+        load_model("builtin", seed=1)
+
+
 def test_video_files_become_compact_tokens_in_one_call(tiny, tmp_path):
     import tokendynamics as td
     from tokendynamics.data import write_video

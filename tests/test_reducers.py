@@ -277,6 +277,25 @@ def test_a_reducer_saved_in_the_older_format_still_loads(tmp_path):
     assert td.TokenDynamics.from_pretrained(tmp_path).config.num_tokens == 4
 
 
+def test_a_loaded_reducer_changes_only_what_no_weight_depends_on(tmp_path):
+    """``with_options`` (what loading a model with options but no reducer name does): Token Dynamics'
+    clustering changes, its key map then the one ``hash_video`` gives with that setting; an option that
+    shapes its weights, or any option for full tokens, raises naming it."""
+    from tokendynamics.reducers import Reducer
+
+    Reducer("token_dynamics", 16, num_tokens=4).save_pretrained(tmp_path)
+    tokens = planted_token_video(num_frames=3, dim=16, seed=2).tokens[None]
+    loaded = Reducer.from_pretrained(tmp_path).with_options(metric="l2", max_iters=2)
+    assert loaded.options["metric"] == "l2" and loaded.model.config.max_iters == 2
+    expected = td.hash_video(tokens, num_tokens=4, metric="l2", max_iters=2).key_map
+    assert torch.equal(loaded(tokens).hash.key_map, expected)
+    with pytest.raises(ValueError, match="option\\(s\\) heads shape the trained"):
+        Reducer.from_pretrained(tmp_path).with_options(heads=2)
+    with pytest.raises(ValueError, match="full tokens take no options, got seed"):
+        Reducer("full", 16, None).with_options(seed=1)
+    assert Reducer("tome", 16, 4).with_options(seed=3).options == {"seed": 3}
+
+
 
 @settings(max_examples=80, deadline=None)
 @given(name=st.sampled_from(NAMES), shape=st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 4),

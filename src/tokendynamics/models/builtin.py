@@ -85,12 +85,17 @@ def load_builtin(variant: str = "full", compressor: str | None = None, num_token
                  dtype: torch.dtype = torch.float32, **options) -> CompressedLlavaOnevision:
     """The built-in model: ``variant="full"`` (stage 1) or a stage-2 variant such as ``"token_dynamics-8"``
     (its trained reducer, projector and LLM adapters). ``compressor``: a reducer to use instead of the
-    variant's own (training-free on that host), with ``num_tokens`` and options."""
+    variant's own (training-free on that host), with ``num_tokens`` and options; without it, options change
+    only what no trained weight of the variant's reducer depends on (:meth:`Reducer.with_options`)."""
     if variant not in variants():
         raise ValueError(f"unknown built-in variant {variant!r}; shipped: {', '.join(variants()) or 'none'}")
     model = CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", compressor or "full", num_tokens,
-                                                     dtype=dtype, **options)
-    return model if variant == "full" else apply_stage2(model, BUILTIN_DIR / variant, keep_reducer=compressor is not None)
+                                                     dtype=dtype, **(options if compressor else {}))
+    if variant != "full":
+        apply_stage2(model, BUILTIN_DIR / variant, keep_reducer=compressor is not None)
+    if compressor is None:
+        model.reducer.with_options(**options)  # the variant's own reducer: only what no weight depends on
+    return model
 
 
 def apply_stage2(model: CompressedLlavaOnevision, directory: str | Path,

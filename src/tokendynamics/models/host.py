@@ -116,7 +116,8 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
                         compressor: str | None = None, **options) -> "VideoLLM":
         """Load a checkpoint (local or hub) of this host with a reducer: ``reducer`` (a name of
         ``td.reducers`` or ``"full"``; ``compressor`` is its old name) with ``num_tokens`` and options; where
-        neither is given, the reducer saved with the checkpoint by :meth:`save_pretrained`, else ``"full"``."""
+        neither is given, the reducer saved with the checkpoint by :meth:`save_pretrained` (options then change
+        only what no trained weight depends on: :meth:`Reducer.with_options`), else ``"full"``."""
         import transformers
         from transformers import AutoTokenizer
 
@@ -126,9 +127,9 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         if name is not None:
             chosen = Reducer(name, dim, num_tokens, **options)
         elif Path(path).is_dir() and Reducer.saved_in(path):
-            chosen = Reducer.from_pretrained(path)
+            chosen = Reducer.from_pretrained(path).with_options(**options)
         else:
-            chosen = Reducer("full", dim, None)
+            chosen = Reducer("full", dim, None).with_options(**options)
         if chosen.dim != dim:
             raise ValueError(f"the reducer's width ({chosen.dim}) differs from the LLM's ({dim})")
         recipe = load_recipe(path) if Path(path).is_dir() else {}

@@ -3,6 +3,7 @@ budget and options, saved and loaded with its settings, ready to sit inside a ho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .registry import reducers
 CONFIG_NAME = "tokendynamics_reducer.json"
 LEGACY_WEIGHTS_NAME = "tokendynamics_reducer.safetensors"  # Token Dynamics' weights as 0.2 saved them
 FULL = "full"
+CLUSTERING = ("metric", "max_iters", "tol", "seed")  # Token Dynamics' options that change no trained weight
 
 
 class Reducer(nn.Module):
@@ -47,6 +49,23 @@ class Reducer(nn.Module):
         if self.model is not None:
             return self.model(x)
         return reducers[self.name](x, num_tokens=self.num_tokens, **self.options)
+
+    def with_options(self, **options) -> "Reducer":
+        """This reducer with ``options`` changed where no trained weight depends on them (a loaded reducer
+        at inference): any option of a reducer without weights; for Token Dynamics, its clustering's
+        (:data:`CLUSTERING`: ``metric``, ``max_iters``, ``tol``, ``seed``). Other options raise, naming them.
+        Returns the reducer itself."""
+        if options and self.name == FULL:
+            raise ValueError(f"full tokens take no options, got {', '.join(sorted(options))}")
+        if self.model is not None:
+            fixed = sorted(set(options) - set(CLUSTERING))
+            if fixed:
+                raise ValueError(f"option(s) {', '.join(fixed)} shape the trained Token Dynamics' weights: only its "
+                                 f"clustering ({', '.join(CLUSTERING)}) can change once it is trained (name the "
+                                 f"reducer to build a new, untrained one)")
+            self.model.config = dataclasses.replace(self.model.config, **options)
+        self.options.update(options)
+        return self
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the settings (JSON) to ``directory``, and a Token Dynamics module in its own format
