@@ -294,6 +294,10 @@ def test_a_loaded_reducer_changes_only_what_no_weight_depends_on(tmp_path):
     with pytest.raises(ValueError, match="full tokens take no options, got seed"):
         Reducer("full", 16, None).with_options(seed=1)
     assert Reducer("tome", 16, 4).with_options(seed=3).options == {"seed": 3}
+    adaptive = Reducer.from_pretrained(tmp_path).with_options(max_distortion=0.05, max_tokens=6)
+    assert adaptive.num_tokens is None and adaptive.model.config.max_distortion == 0.05
+    expected = td.hash_video(tokens, max_distortion=0.05, max_tokens=6)
+    assert torch.equal(adaptive(tokens).hash.key_map, expected.key_map)
 
 
 

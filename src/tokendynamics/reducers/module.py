@@ -18,7 +18,9 @@ from .registry import reducers
 CONFIG_NAME = "tokendynamics_reducer.json"
 LEGACY_WEIGHTS_NAME = "tokendynamics_reducer.safetensors"  # Token Dynamics' weights as 0.2 saved them
 FULL = "full"
-CLUSTERING = ("metric", "max_iters", "tol", "seed")  # Token Dynamics' options that change no trained weight
+# Token Dynamics' options that change no trained weight: the clustering's, and its length (adaptive with
+# max_distortion; the attention takes any number of rows)
+CLUSTERING = ("metric", "max_iters", "tol", "seed", "max_distortion", "min_tokens", "max_tokens")
 
 
 class Reducer(nn.Module):
@@ -52,9 +54,9 @@ class Reducer(nn.Module):
 
     def with_options(self, **options) -> "Reducer":
         """This reducer with ``options`` changed where no trained weight depends on them (a loaded reducer
-        at inference): any option of a reducer without weights; for Token Dynamics, its clustering's
-        (:data:`CLUSTERING`: ``metric``, ``max_iters``, ``tol``, ``seed``). Other options raise, naming them.
-        Returns the reducer itself."""
+        at inference): any option of a reducer without weights; for Token Dynamics, its clustering's and
+        its length (:data:`CLUSTERING`; ``max_distortion`` makes it adaptive). Other options raise, naming
+        them. Returns the reducer itself."""
         if options and self.name == FULL:
             raise ValueError(f"full tokens take no options, got {', '.join(sorted(options))}")
         if self.model is not None:
@@ -63,7 +65,9 @@ class Reducer(nn.Module):
                 raise ValueError(f"option(s) {', '.join(fixed)} shape the trained Token Dynamics' weights: only its "
                                  f"clustering ({', '.join(CLUSTERING)}) can change once it is trained (name the "
                                  f"reducer to build a new, untrained one)")
-            self.model.config = dataclasses.replace(self.model.config, **options)
+            adaptive = {"num_tokens": None} if "max_distortion" in options else {}
+            self.model.config = dataclasses.replace(self.model.config, **options, **adaptive)
+            self.num_tokens = self.model.config.num_tokens
         self.options.update(options)
         return self
 
