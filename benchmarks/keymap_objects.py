@@ -33,6 +33,7 @@ import torch
 
 import tokendynamics as td
 from probe_tokens import probe, samples
+from tokendynamics.cluster.kmeans import METRICS
 from tokendynamics.data.motionqa import direction_question
 from tokendynamics.evaluate import wilson
 from tokendynamics.models import load_model
@@ -52,17 +53,12 @@ def object_cells(key: np.ndarray, track: np.ndarray, side: int) -> tuple[np.ndar
     return cells, key[np.arange(t_), at[:, 0], at[:, 1]]
 
 
-def object_rows(key: np.ndarray, track: np.ndarray, side: int) -> dict | None:
-    """The measures for one moving object (:func:`object_cells`' arguments); None where it leaves the frame
-    or does not move a cell."""
-    found = object_cells(key, track, side)
-    if found is None:
-        return None
-    cells, rows = found
+def object_rows(key: np.ndarray, cells: np.ndarray, rows: np.ndarray, row: int) -> dict | None:
+    """The measures for one object of ``key`` ``[T, h, w]``: its cells and their rows (:func:`object_cells`)
+    and ``row``, the one most of them are keyed to; None where it does not move a cell."""
     moved = cells[-1] - cells[0]
     if np.linalg.norm(moved) < 1:  # less than a cell: nothing for a row to follow
         return None
-    row = np.bincount(rows).argmax()
     present = [t for t in range(len(key)) if (key[t] == row).any()]
     centre = [np.argwhere(key[t] == row).mean(0) + 0.5 for t in (present[0], present[-1])]
     shift = centre[1] - centre[0]
@@ -75,12 +71,12 @@ def moving_objects(key: np.ndarray, objects: dict[str, np.ndarray], side: int):
     """``(name, object_rows' measures, shared)`` for each moving object of ``objects`` (name -> track
     ``[T, 2]``): ``shared`` where its row is also another object's usual row (the row most of its cells
     are keyed to)."""
-    home = {name: np.bincount(c[1]).argmax() for name, track in objects.items()
-            if (c := object_cells(key, track, side)) is not None}
-    for name, track in objects.items():
-        result = object_rows(key, track, side)
+    inside = {name: c for name, track in objects.items() if (c := object_cells(key, track, side)) is not None}
+    home = {name: int(np.bincount(rows).argmax()) for name, (_, rows) in inside.items()}
+    for name, (cells, rows) in inside.items():
+        result = object_rows(key, cells, rows, home[name])
         if result is not None:
-            yield name, result, any(row == result["row"] for other, row in home.items() if other != name)
+            yield name, result, any(row == home[name] for other, row in home.items() if other != name)
 
 
 def _about(questions: list[dict], name: str) -> dict[str, str]:
@@ -109,7 +105,7 @@ def main():
     p.add_argument("--answers", nargs="*", type=Path, default=[], help="eval outputs on the same folder")
     p.add_argument("--shared-ks", nargs="*", type=int, default=[],
                    help="also the share of moving objects whose row another object shares at these K")
-    p.add_argument("--shared-metric", choices=["cosine", "l2"], help="with --shared-ks: cluster by this metric "
+    p.add_argument("--shared-metric", choices=METRICS, help="with --shared-ks: cluster by this metric "
                    "(default: the reducer's)")
     p.add_argument("--out", type=Path, help="JSON report")
     a = p.parse_args()

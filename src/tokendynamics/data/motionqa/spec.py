@@ -10,10 +10,6 @@ DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down
 STILL = "it does not move"  # the direction question's answer for an object that stands still
 DIRECTION_ANSWERS = (*DIRECTIONS, STILL)  # the direction question's five options
 
-
-def direction_question(name: str) -> str:
-    """The direction question about the object called ``name`` (its colour and shape, "red square")."""
-    return f"In which direction does the {name} move?"
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 MOVES = {"it keeps moving": "straight", "it stops and stays still": "stop", "it stops, then moves again": "stop_go",
          "it never moves": "static", "it moves out of the frame": "leave"}
@@ -28,3 +24,8 @@ NUM_OPTIONS = 5
 def split_of(index: int) -> str:
     """The fixed split of video ``index``."""
     return {8: "val", 9: "test"}.get(index % 10, "train")
+
+
+def direction_question(name: str) -> str:
+    """The direction question about the object called ``name`` (its colour and shape, "red square")."""
+    return f"In which direction does the {name} move?"
