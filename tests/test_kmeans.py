@@ -299,6 +299,8 @@ def test_backend_is_chosen_from_the_device_the_arguments_and_the_environment(mon
     assert Backend.choose("cpu", triton=True, graphs=True) == Backend()  # neither runs off CUDA
     assert Backend.choose("cuda") == Backend(triton=installed, graphs=True)
     assert Backend.choose("cuda", graphs=False) == Backend(triton=installed, graphs=False)
+    assert Backend.choose("cpu", compiled=True) == Backend()  # the compiled stream update is CUDA's, and asked for
+    assert Backend.choose("cuda", compiled=True) == Backend(triton=installed, graphs=True, compiled=installed)
     monkeypatch.setenv("TOKENDYNAMICS_TRITON", "0")
     monkeypatch.setenv("TOKENDYNAMICS_CUDA_GRAPHS", "0")
     assert Backend.choose("cuda") == Backend()
