@@ -40,11 +40,11 @@ def build_lm(dim: int, layers: int | None, device):
 
 
 def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True, batch: int = 1,
-                     sketch: int | None = None) -> tuple[list[float], td.HashStream]:
-    """Seconds of each frame's ``push`` into a fresh stream (its updates replayed as CUDA graphs or eager),
-    and the stream; with ``batch`` B, ``frames`` are ``[T, B, H, W, D]`` and B streams take each step;
-    ``sketch``: the rows kept (default the stream's, 2 K)."""
-    backend = Backend.choose(dev, graphs=graphs)
+                     sketch: int | None = None, compiled: bool = False) -> tuple[list[float], td.HashStream]:
+    """Seconds of each frame's ``push`` into a fresh stream (its updates replayed as CUDA graphs or eager,
+    ``compiled``: fused by torch.compile first), and the stream; with ``batch`` B, ``frames`` are
+    ``[T, B, H, W, D]`` and B streams take each step; ``sketch``: the rows kept (default the stream's, 2 K)."""
+    backend = Backend.choose(dev, graphs=graphs, compiled=compiled)
     stream = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch, sketch=sketch)
     times = []
     for frame in frames:
@@ -56,6 +56,10 @@ def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True, bat
     return times, stream
 
 
+VARIANTS = {"graphs": (True, False, False), "eager": (False, False, False),  # name: (CUDA graphs, K rows
+            "graphs, no sketch": (True, True, False), "compiled": (True, False, True)}  # alone, compiled update
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=64)
@@ -65,6 +69,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--compile", action="store_true", help="every prefill through torch.compile (CUDA graphs)")
+    p.add_argument("--compile-update", action="store_true",
+                   help="also time the update fused by torch.compile (Backend(compiled=True)); the batches use it")
     p.add_argument("--batches", type=int, nargs="*", default=[8, 32],
                    help="also time the update of this many streams at once (16 frames each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -85,17 +91,18 @@ def main():
 
     with torch.no_grad():
         updates, streams = {}, {}
-        for graphs, sketch in ((True, None), (False, None), (True, a.k)):  # a.k: no sketch
-            per_frame_update(frames[:4], a.k, dev, graphs, sketch=sketch)  # warm-up (kernels)
-            updates[graphs, sketch], streams[graphs, sketch] = per_frame_update(frames, a.k, dev, graphs,
-                                                                                sketch=sketch)
+        for name in (n for n in VARIANTS if a.compile_update or n != "compiled"):
+            graphs, k_rows, fused = VARIANTS[name]
+            kw = dict(sketch=a.k if k_rows else None, compiled=fused)
+            per_frame_update(frames[:4], a.k, dev, graphs, **kw)  # warm-up (kernels, compilation)
+            updates[name], streams[name] = per_frame_update(frames, a.k, dev, graphs, **kw)
         cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
                  **({"full tokens, eager prefill": lambda: prefill(frames.reshape(1, -1, a.dim), eager_lm)}
                     if a.compile else {}),
                  "offline Token Dynamics": lambda: prefill(reducer(frames).tokens),
-                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(streams[True, None].table()).tokens),
-                 "streamed Token Dynamics, no sketch":
-                     lambda: prefill(reducer.from_table(streams[True, a.k].table()).tokens)}  # graph streams both
+                 "streamed Token Dynamics": lambda: prefill(reducer.from_table(streams["graphs"].table()).tokens),
+                 "streamed Token Dynamics, no sketch":  # graph streams both
+                     lambda: prefill(reducer.from_table(streams["graphs, no sketch"].table()).tokens)}
         ttft = {}
         for name, run in cases.items():
             run()  # compiles (with --compile) outside the timing
@@ -106,20 +113,24 @@ def main():
     def summary(times):  # frame 0 is clustered; frame 1 captures the stream's graph (with graphs)
         return dict(first=1e3 * times[0], second=1e3 * times[1], median=1e3 * statistics.median(times[2:]),
                     max=1e3 * max(times[2:]))
-    update = {"graphs": summary(updates[True, None]), "eager": summary(updates[False, None]),
-              "graphs, no sketch": summary(updates[True, a.k])}
+    update = {name: summary(times) for name, times in updates.items()}
+    if a.compile_update:  # the fused stream's table against the plain graph stream's, on the same frames
+        plain, fused = streams["graphs"].table(), streams["compiled"].table()
+        update["compiled"].update(distortion_ratio=float(fused.distortion(frames) / plain.distortion(frames)),
+                                  key_map_agreement=float((fused.key_map == plain.key_map).float().mean()))
     batched = []
     with torch.no_grad():
         for b in a.batches:
             many = torch.randn(16, b, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
-            per_frame_update(many[:4], a.k, dev, True, b)  # warm-up
-            times = per_frame_update(many, a.k, dev, True, b)[0]
+            per_frame_update(many[:4], a.k, dev, True, b, compiled=a.compile_update)  # warm-up
+            times = per_frame_update(many, a.k, dev, True, b, compiled=a.compile_update)[0]
             median = 1e3 * statistics.median(times[2:])
             batched.append(dict(streams=b, update_ms=median, per_stream_ms=median / b))
     result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
                   lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, rows=rows,
                   update_ms=update, batched=batched)
     g, e, n = update["graphs"], update["eager"], update["graphs, no sketch"]
+    c = update.get("compiled")
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
              f"K = {a.k}, LM: Qwen2-7B shape, {result['lm_layers']} layers, bf16, random weights"
              f"{', prefill compiled' if a.compile else ''}.", "",
@@ -128,15 +139,21 @@ def main():
              f"| CUDA graph per stream | {g['first']:.2f} | {g['second']:.2f} (captures) | {g['median']:.3f} | {g['max']:.3f} |",
              f"| eager | {e['first']:.2f} | {e['second']:.2f} | {e['median']:.3f} | {e['max']:.3f} |",
              f"| CUDA graph, no sketch ({a.k} rows) | {n['first']:.2f} | {n['second']:.2f} (captures) "
-             f"| {n['median']:.3f} | {n['max']:.3f} |", "",
+             f"| {n['median']:.3f} | {n['max']:.3f} |",
+             *([f"| CUDA graph, update compiled | {c['first']:.2f} | {c['second']:.2f} (captures; compiled in "
+                f"the warm-up) | {c['median']:.3f} | {c['max']:.3f} |", "",
+                f"The compiled update is {g['median'] / c['median']:.1f}x faster than the graph's; its table's "
+                f"distortion {c['distortion_ratio']:.4f}x the graph stream's, key maps agreeing on "
+                f"{100 * c['key_map_agreement']:.1f}% of cells."] if c else []), "",
              f"The graph's update is {e['median'] / g['median']:.1f}x faster than the eager one (medians).", "",
              "| streams updated together (one graph) | update of a frame (ms, median) | per stream (ms) |",
-             "|---|---|---|", f"| 1 | {g['median']:.3f} | {g['median']:.3f} |",
+             "|---|---|---|", f"| 1 | {(c or g)['median']:.3f} | {(c or g)['median']:.3f} |",
              *(f"| {r['streams']} | {r['update_ms']:.3f} | {r['per_stream_ms']:.4f} |" for r in batched), "",
              "| case | question to first token (ms) | x faster than full tokens (the faster prefill of them) |",
              "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
-    write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else ""), result, "\n".join(lines) + "\n")
+    write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else "")
+                  + ("-update" if a.compile_update else ""), result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
