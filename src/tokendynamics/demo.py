@@ -164,9 +164,9 @@ def _demo_model(args, console, frames, items) -> None:
                       f"({100 * tokens.get(name, 0) / max(tokens.get('full tokens', 1), 1):.1f}% of full), "
                       f"{1000 * seconds[name] / max(n, 1):.0f} ms per question")
     if not args.video:
-        console.print("  (on the full test split: 77.5% with full tokens, 73.7% with Token Dynamics at 8 tokens "
-                      "trained with the LLM (80.2% for full tokens trained the same steps), chance 20%; "
-                      "direction 80% and 80%: see BENCHMARKS.md)")
+        console.print("  (on the full test split: 77.5% with full tokens, 76.4% with Token Dynamics at 8 tokens "
+                      "trained with the LLM (80.1% for full tokens trained the same steps), chance 20%; "
+                      "direction 80% and 83%: see BENCHMARKS.md)")
     video, questions = cases[0]
     _demo_leaning(args, console, models["Token Dynamics"], video[uniform_indices(len(video), FRAMES)], questions,
                   picks[:len(questions)])
