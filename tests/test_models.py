@@ -127,8 +127,9 @@ def test_one_loader_picks_the_host_from_the_checkpoint(tiny, tmp_path):
 
 
 def test_options_without_a_reducer_name_change_the_saved_reducers_clustering(tiny, tmp_path):
-    """A checkpoint's own reducer takes options that no trained weight depends on (``--option`` of eval);
-    the shipped variant too; one that shapes its weights raises instead of being dropped."""
+    """A checkpoint's own reducer takes options that no trained weight depends on (``--option`` of eval),
+    its K too (``--num-tokens``); the shipped variant too; one that shapes its weights raises instead of
+    being dropped."""
     from tokendynamics.models import from_pretrained, load_model
 
     from_pretrained(tiny, reducer="token_dynamics", num_tokens=3).save_pretrained(tmp_path / "ft")
@@ -138,6 +139,12 @@ def test_options_without_a_reducer_name_change_the_saved_reducers_clustering(tin
     assert load_model("builtin:token_dynamics-8", metric="l2").reducer.model.config.metric == "l2"
     with pytest.raises(ValueError, match="full tokens take no options"):
         load_model("builtin", seed=1)
+    assert from_pretrained(tmp_path / "ft").reducer.num_tokens == 3  # its own K, unless one is given
+    assert from_pretrained(tmp_path / "ft", num_tokens=5).reducer.model.config.num_tokens == 5
+    assert load_model("builtin:token_dynamics-8", num_tokens=16).reducer.num_tokens == 16
+    assert from_pretrained(tiny, reducer="tome").reducer.num_tokens == 8  # named without a K: 8
+    with pytest.raises(ValueError, match="full tokens take no options, got num_tokens"):
+        load_model("builtin", num_tokens=8)
 
 
 def test_video_files_become_compact_tokens_in_one_call(tiny, tmp_path):

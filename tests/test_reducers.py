@@ -325,3 +325,24 @@ def test_every_reducer_gives_k_finite_rows_or_an_error_naming_the_argument(name,
     kept = out.mask.sum(1)
     assert bool((kept <= k).all()) and bool((kept >= 1).all()) and (name in HASHED or bool((kept == k).all()))
     assert bool(torch.isfinite(out.tokens[out.mask].float()).all()) or scale == 1e30 and dtype != torch.float64
+
+
+def test_a_loaded_token_dynamics_takes_another_k_and_a_named_reducer_defaults_to_8(tmp_path):
+    """``num_tokens`` given to a saved Token Dynamics (``with_options``, ``load_model(..., num_tokens=K)``,
+    ``eval --num-tokens K``) sets its fixed length, adaptive or not before (no weight depends on K): its key
+    map is then ``hash_video``'s at that K; left out, the saved K stays; a reducer named without one gets 8."""
+    from tokendynamics.reducers import Reducer
+    from tokendynamics.reducers.module import named_length
+
+    Reducer("token_dynamics", 16, num_tokens=None, max_distortion=0.1).save_pretrained(tmp_path)
+    tokens = planted_token_video(num_frames=3, dim=16, seed=2).tokens[None]
+    fixed = Reducer.from_pretrained(tmp_path).with_options(num_tokens=5)
+    assert fixed.num_tokens == 5 and fixed.model.config.max_distortion is None
+    assert "max_distortion" not in fixed.options and fixed.config["num_tokens"] == 5
+    assert torch.equal(fixed(tokens).hash.key_map, td.hash_video(tokens, num_tokens=5).key_map)
+    assert Reducer("tome", 16, 4).with_options(num_tokens=6).num_tokens == 6
+    assert Reducer.from_pretrained(tmp_path).with_options().num_tokens is None  # the saved length stays
+    with pytest.raises(ValueError, match="full tokens take no options, got num_tokens"):
+        Reducer("full", 16, None).with_options(num_tokens=8)
+    assert named_length(None, {}) == 8 and named_length(None, {"max_distortion": 0.1}) is None
+    assert named_length(16, {}) == 16

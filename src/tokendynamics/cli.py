@@ -104,7 +104,9 @@ def _model_args(p: argparse.ArgumentParser, required_compressor: bool, training:
     p.add_argument("--reducer", "--compressor", dest="compressor", metavar="NAME", required=required_compressor,
                    help="a reducer of td.reducers or 'full'" + ("" if required_compressor else
                                                                    " (default: the one saved with the model)"))
-    p.add_argument("--num-tokens", type=_positive, default=8, help="tokens kept per video (fixed length)")
+    p.add_argument("--num-tokens", type=_positive, default=8 if training else None,
+                   help="tokens kept per video (fixed length)" + ("" if training else "; default: the saved "
+                                                                   "reducer's own, else 8"))
     p.add_argument("--max-distortion", type=float, help="adaptive length: distortion target (token_dynamics, "
                                                          "hash_table); replaces --num-tokens")
     p.add_argument("--max-tokens", type=_positive, help="adaptive length: most tokens per video")

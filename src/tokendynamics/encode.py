@@ -36,7 +36,7 @@ def video_files(videos) -> list[Path]:
 
 
 @torch.no_grad()
-def encode_videos(videos, model: str | Path = "builtin", reducer: str | None = None, num_tokens: int | None = 8,
+def encode_videos(videos, model: str | Path = "builtin", reducer: str | None = None, num_tokens: int | None = None,
                   frames: int | None = None, device: str | None = None, **options) -> dict[str, CompactVideo]:
     """Per video file (``videos``: see :func:`video_files`), the compact tokens ``model`` would read:
     ``model`` is a host checkpoint, a hub name or a built-in model (``"builtin"``, ``"builtin:token_dynamics-8"``);

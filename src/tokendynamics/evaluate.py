@@ -30,14 +30,14 @@ from .models.recipe import answer_mode, recipe_frames
 @dataclass
 class EvalConfig:
     """Settings of an evaluation run. ``compressor=None`` uses the reducer saved with the model (or full
-    tokens where none was saved); ``frames=None`` and ``mode=None`` use what the model was trained with
-    (its recipe), else 32 frames and letter scoring."""
+    tokens where none was saved); ``num_tokens=None`` its own K (8 for a reducer named here); ``frames=None``
+    and ``mode=None`` use what the model was trained with (its recipe), else 32 frames and letter scoring."""
 
     model: str
     data: str
     video_root: str
     compressor: str | None = None
-    num_tokens: int | None = 8
+    num_tokens: int | None = None
     compressor_options: dict = field(default_factory=dict)
     frames: int | None = None
     batch_size: int = 8

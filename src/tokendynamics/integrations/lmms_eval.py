@@ -65,7 +65,7 @@ class TokenDynamicsLMM(_Base):
     """lmms-eval's model interface over any supported host (:func:`tokendynamics.models.from_pretrained`);
     the model args are in the module's docstring."""
 
-    def __init__(self, pretrained: str, reducer: str | None = None, num_tokens: int | None = 8,
+    def __init__(self, pretrained: str, reducer: str | None = None, num_tokens: int | None = None,
                  max_distortion: float | None = None, max_frames_num: int = 32, batch_size: int = 1,
                  device: str | None = None, dtype: str | None = None, compressor: str | None = None, **options):
         if _Base is not object:

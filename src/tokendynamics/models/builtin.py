@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from .._checks import read_safetensors
 from ..reducers import Reducer
+from ..reducers.module import given_length
 from ..data.motionqa import MotionQAConfig, make_scene, make_video
 from ..data.video import uniform_indices
 from .builder import build_llava_onevision
@@ -81,20 +82,21 @@ def variants() -> list[str]:
     return sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_dir()) if BUILTIN_DIR.is_dir() else []
 
 
-def load_builtin(variant: str = "full", compressor: str | None = None, num_tokens: int | None = 8,
+def load_builtin(variant: str = "full", compressor: str | None = None, num_tokens: int | None = None,
                  dtype: torch.dtype = torch.float32, **options) -> CompressedLlavaOnevision:
     """The built-in model: ``variant="full"`` (stage 1) or a stage-2 variant such as ``"token_dynamics-8"``
     (its trained reducer, projector and LLM adapters). ``compressor``: a reducer to use instead of the
-    variant's own (training-free on that host), with ``num_tokens`` and options; without it, options change
-    only what no trained weight of the variant's reducer depends on (:meth:`Reducer.with_options`)."""
+    variant's own (training-free on that host), with ``num_tokens`` (default 8) and options; without it,
+    ``num_tokens`` and options change only what no trained weight of the variant's reducer depends on
+    (:meth:`Reducer.with_options`)."""
     if variant not in variants():
         raise ValueError(f"unknown built-in variant {variant!r}; shipped: {', '.join(variants()) or 'none'}")
     model = CompressedLlavaOnevision.from_pretrained(BUILTIN_DIR / "full", compressor or "full", num_tokens,
                                                      dtype=dtype, **(options if compressor else {}))
     if variant != "full":
         apply_stage2(model, BUILTIN_DIR / variant, keep_reducer=compressor is not None)
-    if compressor is None:
-        model.reducer.with_options(**options)  # the variant's own reducer: only what no weight depends on
+    if compressor is None:  # the variant's own reducer: only what no weight depends on
+        model.reducer.with_options(**options, **given_length(num_tokens))
     return model
 
 

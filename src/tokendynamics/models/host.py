@@ -27,6 +27,7 @@ from torch import nn
 
 from .._checks import check_choice
 from ..reducers import Reducer
+from ..reducers.module import given_length, named_length
 from .prompts import LETTERS, SCORING_MODES, chat_parts, check_options, multiple_choice, parse_letter, training_pairs
 from .recipe import answer_mode, load_recipe, save_recipe
 
@@ -111,13 +112,14 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
     # ------------------------------------------------------------------ loading and saving
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, reducer: str | None = None, num_tokens: int | None = 8,
+    def from_pretrained(cls, path: str | Path, reducer: str | None = None, num_tokens: int | None = None,
                         dtype: torch.dtype | None = None, device: str | torch.device | None = None,
                         compressor: str | None = None, **options) -> "VideoLLM":
         """Load a checkpoint (local or hub) of this host with a reducer: ``reducer`` (a name of
-        ``td.reducers`` or ``"full"``; ``compressor`` is its old name) with ``num_tokens`` and options; where
-        neither is given, the reducer saved with the checkpoint by :meth:`save_pretrained` (options then change
-        only what no trained weight depends on: :meth:`Reducer.with_options`), else ``"full"``."""
+        ``td.reducers`` or ``"full"``; ``compressor`` is its old name) with ``num_tokens`` (default 8) and
+        options; where neither is given, the reducer saved with the checkpoint by :meth:`save_pretrained` (its
+        own K unless ``num_tokens`` is given; ``num_tokens`` and options then change only what no trained
+        weight depends on: :meth:`Reducer.with_options`), else ``"full"``."""
         import transformers
         from transformers import AutoTokenizer
 
@@ -125,11 +127,11 @@ class VideoLLM(nn.Module, metaclass=abc.ABCMeta):
         host = getattr(transformers, cls.host_class).from_pretrained(path, dtype=dtype or torch.float32)
         dim = host.config.text_config.hidden_size
         if name is not None:
-            chosen = Reducer(name, dim, num_tokens, **options)
+            chosen = Reducer(name, dim, named_length(num_tokens, options), **options)
         elif Path(path).is_dir() and Reducer.saved_in(path):
-            chosen = Reducer.from_pretrained(path).with_options(**options)
+            chosen = Reducer.from_pretrained(path).with_options(**options, **given_length(num_tokens))
         else:
-            chosen = Reducer("full", dim, None).with_options(**options)
+            chosen = Reducer("full", dim, None).with_options(**options, **given_length(num_tokens))
         if chosen.dim != dim:
             raise ValueError(f"the reducer's width ({chosen.dim}) differs from the LLM's ({dim})")
         recipe = load_recipe(path) if Path(path).is_dir() else {}

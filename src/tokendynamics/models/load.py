@@ -28,7 +28,7 @@ def host_for(path: str | Path) -> type[VideoLLM]:
     return HOSTS[kind]
 
 
-def from_pretrained(path: str | Path, reducer: str | None = None, num_tokens: int | None = 8,
+def from_pretrained(path: str | Path, reducer: str | None = None, num_tokens: int | None = None,
                     compressor: str | None = None, **options) -> VideoLLM:
     """Any supported host checkpoint with a reducer (``reducer``: a name of ``td.reducers`` or ``"full"``;
     ``compressor`` is its old name; None: the one saved with it), picked by its ``model_type``.
@@ -37,10 +37,11 @@ def from_pretrained(path: str | Path, reducer: str | None = None, num_tokens: in
                                           **options)
 
 
-def load_model(spec: str | Path, compressor: str | None = None, num_tokens: int | None = 8,
+def load_model(spec: str | Path, compressor: str | None = None, num_tokens: int | None = None,
                dtype: torch.dtype | None = None, device: str | torch.device | None = None,
                **options) -> VideoLLM:
-    """The model ``spec`` names, with ``compressor`` (None: the one saved with it) at ``num_tokens``.
+    """The model ``spec`` names, with ``compressor`` (None: the one saved with it) at ``num_tokens`` (None:
+    the saved reducer's own, or 8 for a reducer named here).
 
     ``"builtin"`` or ``"builtin:<variant>"``: :func:`~.builtin.load_builtin`; an existing directory: a
     checkpoint; ``org/name``: a hub name. A path that does not exist raises ``FileNotFoundError`` naming it.

@@ -18,9 +18,21 @@ from .registry import reducers
 CONFIG_NAME = "tokendynamics_reducer.json"
 LEGACY_WEIGHTS_NAME = "tokendynamics_reducer.safetensors"  # Token Dynamics' weights as 0.2 saved them
 FULL = "full"
-# Token Dynamics' options that change no trained weight: the clustering's, and its length (adaptive with
-# max_distortion; the attention takes any number of rows)
-CLUSTERING = ("metric", "max_iters", "tol", "seed", "max_distortion", "min_tokens", "max_tokens")
+DEFAULT_TOKENS = 8  # K of a reducer named without one
+# Token Dynamics' options that change no trained weight: the clustering's, and its length (fixed with
+# num_tokens, adaptive with max_distortion; the attention takes any number of rows)
+CLUSTERING = ("metric", "max_iters", "tol", "seed", "num_tokens", "max_distortion", "min_tokens", "max_tokens")
+
+
+def named_length(num_tokens: int | None, options: dict) -> int | None:
+    """K for a reducer built by name: ``num_tokens``, else :data:`DEFAULT_TOKENS`, or None (adaptive) where
+    ``options`` hold ``max_distortion``."""
+    return DEFAULT_TOKENS if num_tokens is None and "max_distortion" not in options else num_tokens
+
+
+def given_length(num_tokens: int | None) -> dict:
+    """``num_tokens`` as a :meth:`Reducer.with_options` option where it was given (None: keep the reducer's)."""
+    return {} if num_tokens is None else {"num_tokens": num_tokens}
 
 
 class Reducer(nn.Module):
@@ -55,20 +67,25 @@ class Reducer(nn.Module):
     def with_options(self, **options) -> "Reducer":
         """This reducer with ``options`` changed where no trained weight depends on them (a loaded reducer
         at inference): any option of a reducer without weights; for Token Dynamics, its clustering's and
-        its length (:data:`CLUSTERING`; ``max_distortion`` makes it adaptive). Other options raise, naming
-        them. Returns the reducer itself."""
+        its length (:data:`CLUSTERING`; ``num_tokens`` makes it fixed-length, ``max_distortion``
+        adaptive). Other options raise, naming them. Returns the reducer itself."""
         if options and self.name == FULL:
-            raise ValueError(f"full tokens take no options, got {', '.join(sorted(options))}")
+            raise ValueError(f"full tokens take no options, got {', '.join(sorted(options))} (name a reducer "
+                             f"to reduce the video)")
+        length = {"num_tokens": None} if "max_distortion" in options else {}
+        if "num_tokens" in options:
+            length = {"num_tokens": options.pop("num_tokens"), "max_distortion": None}
         if self.model is not None:
             fixed = sorted(set(options) - set(CLUSTERING))
             if fixed:
                 raise ValueError(f"option(s) {', '.join(fixed)} shape the trained Token Dynamics' weights: only its "
                                  f"clustering ({', '.join(CLUSTERING)}) can change once it is trained (name the "
                                  f"reducer to build a new, untrained one)")
-            adaptive = {"num_tokens": None} if "max_distortion" in options else {}
-            self.model.config = dataclasses.replace(self.model.config, **options, **adaptive)
-            self.num_tokens = self.model.config.num_tokens
+            self.model.config = dataclasses.replace(self.model.config, **options, **length)
+        self.num_tokens = length.get("num_tokens", self.num_tokens)
         self.options.update(options)
+        if length.get("max_distortion", 0) is None:
+            self.options.pop("max_distortion", None)
         return self
 
     def save_pretrained(self, directory: str | Path) -> None:
