@@ -134,8 +134,9 @@ def prefill_macs(cfg, n: int) -> float:
 
 
 def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=None, compile_vision=False,
-             device="cuda", layers=None):
-    """Rows of every case at each frame count; ``compiled``: the prefill's torch.compile mode (None: eager)."""
+             device="cuda", layers=None, freeze=False):
+    """Rows of every case at each frame count; ``compiled``: the prefill's torch.compile mode (None: eager),
+    ``freeze``: with its weights frozen (:func:`_compiled_prefill`)."""
     dev = torch.device(device)
     host = build_host(size, dev, layers)
     tower = "visual" if size in QWEN_VL else "vision_tower"
@@ -143,7 +144,7 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
         setattr(host.model, tower, torch.compile(getattr(host.model, tower), dynamic=False))
     cfg = host.config
     lm = host.model.language_model  # positions: each host's default for a text-only sequence (the cost is the same)
-    prefill = _compiled_prefill(lm, compiled) if compiled else (lambda e: lm(inputs_embeds=e, use_cache=True))
+    prefill = _compiled_prefill(lm, compiled, freeze) if compiled else (lambda e: lm(inputs_embeds=e, use_cache=True))
     rows = []
     for frames in frames_list:
         _reset_peak(dev)
@@ -192,11 +193,13 @@ def _reset_peak(dev) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _compiled_prefill(lm, mode: str = "reduce-overhead"):
+def _compiled_prefill(lm, mode: str = "reduce-overhead", freeze: bool = False):
     """The prefill through ``torch.compile(mode=mode)`` (both modes replay CUDA graphs; "max-autotune" also
     times Triton's matmul templates against cuBLAS for each shape; one compilation per sequence length). It
     computes the first token's hidden state without building a KV cache, so it times the time to first
-    token; decoding is not timed in this mode."""
+    token; decoding is not timed in this mode. ``freeze``: inductor takes the weights as constants
+    (``freezing``), which lets it join the matmuls that read one input (q, k, v; gate, up) into one each."""
+    torch._inductor.config.freezing = freeze
     compiled = torch.compile(lm, mode=mode, dynamic=False)
     return lambda embeds: compiled(inputs_embeds=embeds, use_cache=False).last_hidden_state[:, -1:].clone()
 
@@ -245,6 +248,8 @@ def main():
     p.add_argument("--compile", action="store_true", help="prefill through torch.compile (CUDA graphs)")
     p.add_argument("--compile-mode", default="reduce-overhead", choices=["reduce-overhead", "max-autotune"],
                    help="torch.compile's mode for --compile")
+    p.add_argument("--freeze", action="store_true", help="with --compile: the LM's weights frozen into the "
+                   "compiled graph (its parallel matmuls joined)")
     p.add_argument("--compile-vision", action="store_true", help="the vision tower through torch.compile too")
     p.add_argument("--device", default="cuda", help="cpu: a check of the code path (no memory figures)")
     p.add_argument("--layers", type=int, help="at most this many LM and tower layers (a check of the code path)")
@@ -253,10 +258,11 @@ def main():
     rows = []
     mode = a.compile_mode if a.compile else None
     name = (f"prefill-b{a.batch}" + ("-compiled" if a.compile else "")
-            + ("-autotuned" if mode == "max-autotune" else "") + ("-vision" if a.compile_vision else ""))
+            + ("-autotuned" if mode == "max-autotune" else "") + ("-frozen" if a.freeze else "")
+            + ("-vision" if a.compile_vision else ""))
     for size in a.hosts:
         rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, mode,
-                         a.compile_vision, a.device, a.layers)
+                         a.compile_vision, a.device, a.layers, a.freeze)
         result = dict(machine=machine(torch.device(a.device)), torch=torch.__version__, rows=rows)
         write_results(a.out, name, result, to_markdown(result))  # after every host: a time box keeps them
         gc.collect()  # the host goes before the next one is built

@@ -40,12 +40,15 @@ def build_lm(dim: int, layers: int | None, device):
 
 
 def per_frame_update(frames: torch.Tensor, k: int, dev, graphs: bool = True, batch: int = 1,
-                     sketch: int | None = None, compiled: bool = False) -> tuple[list[float], td.HashStream]:
+                     sketch: int | None = None, compiled: bool = False,
+                     settings: dict | None = None) -> tuple[list[float], td.HashStream]:
     """Seconds of each frame's ``push`` into a fresh stream (its updates replayed as CUDA graphs or eager,
     ``compiled``: fused by torch.compile first), and the stream; with ``batch`` B, ``frames`` are
-    ``[T, B, H, W, D]`` and B streams take each step; ``sketch``: the rows kept (default the stream's, 2 K)."""
+    ``[T, B, H, W, D]`` and B streams take each step; ``sketch``: the rows kept (default the stream's, 2 K);
+    ``settings``: the stream's ``steps`` and ``spawns`` (default its own)."""
     backend = Backend.choose(dev, graphs=graphs, compiled=compiled)
-    stream = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch, sketch=sketch)
+    stream = td.HashStream(k, frames.shape[-1], device=dev, backend=backend, batch=batch, sketch=sketch,
+                           **(settings or {}))
     times = []
     for frame in frames:
         sync(dev)
@@ -71,11 +74,14 @@ def main():
     p.add_argument("--compile", action="store_true", help="every prefill through torch.compile (CUDA graphs)")
     p.add_argument("--compile-update", action="store_true",
                    help="also time the update fused by torch.compile (Backend(compiled=True)); the batches use it")
+    p.add_argument("--steps", type=int, default=3, help="the streams' Lloyd steps per frame")
+    p.add_argument("--spawns", type=int, default=2, help="the streams' merge-and-spawn tries per frame")
     p.add_argument("--batches", type=int, nargs="*", default=[8, 32],
                    help="also time the update of this many streams at once (16 frames each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
     dev = torch.device(a.device)
+    settings = dict(steps=a.steps, spawns=a.spawns)
     torch.manual_seed(0)
     frames = torch.randn(a.frames, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
     lm = build_lm(a.dim, a.layers, dev)
@@ -93,7 +99,7 @@ def main():
         updates, streams = {}, {}
         for name in (n for n in VARIANTS if a.compile_update or n != "compiled"):
             graphs, k_rows, fused = VARIANTS[name]
-            kw = dict(sketch=a.k if k_rows else None, compiled=fused)
+            kw = dict(sketch=a.k if k_rows else None, compiled=fused, settings=settings)
             per_frame_update(frames[:4], a.k, dev, graphs, **kw)  # warm-up (kernels, compilation)
             updates[name], streams[name] = per_frame_update(frames, a.k, dev, graphs, **kw)
         cases = {"full tokens": lambda: prefill(frames.reshape(1, -1, a.dim)),
@@ -122,17 +128,18 @@ def main():
     with torch.no_grad():
         for b in a.batches:
             many = torch.randn(16, b, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
-            per_frame_update(many[:4], a.k, dev, True, b, compiled=a.compile_update)  # warm-up
-            times = per_frame_update(many, a.k, dev, True, b, compiled=a.compile_update)[0]
+            per_frame_update(many[:4], a.k, dev, True, b, compiled=a.compile_update, settings=settings)  # warm-up
+            times = per_frame_update(many, a.k, dev, True, b, compiled=a.compile_update, settings=settings)[0]
             median = 1e3 * statistics.median(times[2:])
             batched.append(dict(streams=b, update_ms=median, per_stream_ms=median / b))
     result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
-                  lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, rows=rows,
+                  lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, **settings, rows=rows,
                   update_ms=update, batched=batched)
     g, e, n = update["graphs"], update["eager"], update["graphs, no sketch"]
     c = update.get("compiled")
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
-             f"K = {a.k}, LM: Qwen2-7B shape, {result['lm_layers']} layers, bf16, random weights"
+             f"K = {a.k}, {a.steps} Lloyd steps and {a.spawns} spawns a frame, LM: Qwen2-7B shape, "
+             f"{result['lm_layers']} layers, bf16, random weights"
              f"{', prefill compiled' if a.compile else ''}.", "",
              "| per-frame update (ms) | first frame (clustered) | second frame | median of the rest | max of the rest |",
              "|---|---|---|---|---|",
@@ -153,7 +160,9 @@ def main():
              "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
     write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else "")
-                  + ("-update" if a.compile_update else ""), result, "\n".join(lines) + "\n")
+                  + ("-update" if a.compile_update else "") + ("" if (a.steps, a.spawns) == (3, 2) else
+                                                               f"-steps{a.steps}-spawns{a.spawns}"),
+                  result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
