@@ -9,6 +9,7 @@ with 95% intervals and the full-token model beside them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def curves(paths, steps: int) -> tuple[dict, dict]:
 def plot_curves(lines: dict, full: dict, steps: int, out: Path) -> None:
     """Overall, content and motion accuracy against K: solid fine-tuned, dashed training-free."""
     reducers = sorted({name for name, _ in lines}, key=lambda n: (not n.startswith("token_dynamics"), n))
-    colours = dict(zip(reducers, plt.get_cmap("tab10").colors))
+    colours = dict(zip(reducers, itertools.cycle(plt.get_cmap("tab20").colors)))  # more reducers than colours
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
     for ax, part in zip(axes, ("overall", "content", "motion")):
         for (name, run), by_k in sorted(lines.items()):
