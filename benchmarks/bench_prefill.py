@@ -29,6 +29,7 @@ import torch
 import tokendynamics as td
 from tokendynamics.bench import machine, median_time, sync, write_results
 from tokendynamics.models.host import cache_keyword
+from tokendynamics.models.windows import batch_windows
 
 TEXT_TOKENS = 60
 QWEN2 = {
@@ -134,12 +135,16 @@ def prefill_macs(cfg, n: int) -> float:
 
 
 def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, compiled=None, compile_vision=False,
-             device="cuda", layers=None, freeze=False):
+             device="cuda", layers=None, freeze=False, host_windows=False):
     """Rows of every case at each frame count; ``compiled``: the prefill's torch.compile mode (None: eager),
-    ``freeze``: with its weights frozen (:func:`_compiled_prefill`)."""
+    ``freeze``: with its weights frozen (:func:`_compiled_prefill`); a Qwen tower attends its windows batched
+    by length as tokendynamics' hosts have it, or (``host_windows``) one at a time as transformers does
+    without flash-attention."""
     dev = torch.device(device)
     host = build_host(size, dev, layers)
     tower = "visual" if size in QWEN_VL else "vision_tower"
+    if size in QWEN_VL and not host_windows:
+        batch_windows(host.model.visual)
     if compile_vision:  # both the full and the reduced runs read the compiled tower's features
         setattr(host.model, tower, torch.compile(getattr(host.model, tower), dynamic=False))
     cfg = host.config
@@ -168,7 +173,7 @@ def run_host(size, frames_list, ks, reducers, batch, repeats, decode_tokens, com
                 t_decode = None if compiled else _decode_time(lm, host, out, embeds, decode_tokens, dev)
             peak = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == "cuda" else float("nan")
             row = dict(host=size, frames=frames, batch=batch, reducer=name, k=k, llm_tokens=n, compiled=compiled,
-                       compiled_vision=compile_vision,
+                       compiled_vision=compile_vision, windows="one at a time" if host_windows else "batched",
                        vision_ms=t_vision * 1e3, reduce_ms=t_reduce * 1e3, prefill_ms=t_prefill * 1e3,
                        ttft_ms=(t_vision + t_reduce + t_prefill) * 1e3,
                        decode_tokens_per_s=batch * decode_tokens / t_decode if t_decode else None, peak_gib=peak,
@@ -250,6 +255,8 @@ def main():
                    help="torch.compile's mode for --compile")
     p.add_argument("--freeze", action="store_true", help="with --compile: the LM's weights frozen into the "
                    "compiled graph (its parallel matmuls joined)")
+    p.add_argument("--host-windows", action="store_true", help="a Qwen tower attends one window at a time, "
+                   "as transformers does without flash-attention (default: batched by length, as the hosts here)")
     p.add_argument("--compile-vision", action="store_true", help="the vision tower through torch.compile too")
     p.add_argument("--device", default="cuda", help="cpu: a check of the code path (no memory figures)")
     p.add_argument("--layers", type=int, help="at most this many LM and tower layers (a check of the code path)")
@@ -259,10 +266,10 @@ def main():
     mode = a.compile_mode if a.compile else None
     name = (f"prefill-b{a.batch}" + ("-compiled" if a.compile else "")
             + ("-autotuned" if mode == "max-autotune" else "") + ("-frozen" if a.freeze else "")
-            + ("-vision" if a.compile_vision else ""))
+            + ("-vision" if a.compile_vision else "") + ("-host-windows" if a.host_windows else ""))
     for size in a.hosts:
         rows += run_host(size, a.frames, a.ks, a.reducers, a.batch, a.repeats, a.decode_tokens, mode,
-                         a.compile_vision, a.device, a.layers, a.freeze)
+                         a.compile_vision, a.device, a.layers, a.freeze, a.host_windows)
         result = dict(machine=machine(torch.device(a.device)), torch=torch.__version__, rows=rows)
         write_results(a.out, name, result, to_markdown(result))  # after every host: a time box keeps them
         gc.collect()  # the host goes before the next one is built

@@ -362,3 +362,19 @@ def test_qwen3_refuses_to_stream(qwen3):
     model = _load(qwen3, reducer="token_dynamics", num_tokens=3)
     with pytest.raises(ValueError, match="streaming is not offered"):
         model.new_stream()
+
+
+@pytest.mark.parametrize("size", [(56, 84), (84, 140)])
+def test_qwen_towers_batched_windows_give_the_hosts_own_features(qwen, size):
+    """Without flash-attention each vision attention attends the windows of one length in one call
+    (``models.windows``): the features equal those of the host's own loop over windows (its forward put
+    back), on frames whose windows differ in length at the edges."""
+    model = _load(qwen, reducer="full")
+    videos = _videos(4, seed=3, size=size)
+    assert all(type(b.attn).forward is not b.attn.forward.__func__ for b in model.vision_tower.blocks)
+    with torch.no_grad():
+        batched = model.video_features(videos)[0]
+        for block in model.vision_tower.blocks:
+            del block.attn.forward  # the class's forward: transformers' loop over windows
+        own = model.video_features(videos)[0]
+    torch.testing.assert_close(batched, own, rtol=1e-5, atol=1e-5)

@@ -13,7 +13,8 @@ full video would have left it (so the question's positions do not depend on K). 
   own; a merged one takes its nearest member's); ``full``: every cell its own.
 
 Generation is a greedy loop of this host's own with a ``DynamicCache``, each new token one position past
-the sample's largest, as the host's ``rope_deltas`` make it.
+the sample's largest, as the host's ``rope_deltas`` make it. Without flash-attention the tower attends all
+windows of one length at once (:mod:`.windows`) instead of one window at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from .host import VideoLLM, VideoRows, _groups, cache_keyword
 from .patches import PatchTransform
 from .prompts import SYSTEM
+from .windows import batch_windows
 
 __all__ = ["CompressedQwen2_5_VL"]
 
@@ -44,6 +46,7 @@ class CompressedQwen2_5_VL(VideoLLM):
 
     def __init__(self, host, tokenizer, transform: PatchTransform, reducer, recipe: dict | None = None):
         super().__init__(host, tokenizer, transform, reducer, recipe)
+        batch_windows(host.model.visual)  # without flash-attention, one attention call per window length
         self.video_pad = host.config.video_token_id
         self._offsets: dict[tuple, tuple[torch.Tensor, int]] = {}  # per token grid (and timing): the host's rule
         self._cache_arg = cache_keyword(host)
