@@ -399,11 +399,12 @@ def _accumulate(x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, st: _Sta
     noted."""
     k = st.counts.shape[1]
     raw, counts = _grouped(x, labels, k)
+    space = raw if z is x else _grouped(z, labels, k)[0]  # l2 clusters the tokens themselves
     sums, counts = st.sums + raw, st.counts + counts
     xd = x.double()
     error = ((xd - _take(sums / counts.clamp_min(1)[..., None], labels)) ** 2).sum((1, 2))
     bad = torch.where((st.bad < 0) & ~torch.isfinite(x).all(-1).all(-1), st.seen, st.bad)
-    return _State(sums, st.space + _grouped(z, labels, k)[0], counts, st.error + error,
+    return _State(sums, st.space + space, counts, st.error + error,
                   st.squares + (xd ** 2).sum((1, 2)), st.total + xd.sum(1), st.seen + 1, bad)
 
 
