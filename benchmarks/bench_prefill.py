@@ -262,6 +262,8 @@ def main():
     p.add_argument("--layers", type=int, help="at most this many LM and tower layers (a check of the code path)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
+    if a.freeze and not a.compile:
+        p.error("--freeze needs --compile (it freezes the compiled prefill's weights)")
     rows = []
     mode = a.compile_mode if a.compile else None
     name = (f"prefill-b{a.batch}" + ("-compiled" if a.compile else "")

@@ -9,7 +9,8 @@ The tokens are random ``[14, 14, D]`` frames (the vision tower runs as each fram
 it is left out); the LLM is Qwen2-7B's shape with random bf16 weights (``--layers`` fewer for a CPU check
 of the code path). Times are medians over repeats after a warm-up, synchronised. The per-frame update is
 measured with its CUDA graphs (the default) and eagerly, in the same run; ``--compile`` runs every prefill
-through ``torch.compile`` (CUDA graphs), as ``bench_prefill.py --compile`` does.
+through ``torch.compile`` (CUDA graphs), as ``bench_prefill.py --compile`` does (``--freeze`` as its
+``--freeze``); ``--compile-update`` also times the update compiled, ``--steps``/``--spawns`` a cheaper one.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cuda")
     p.add_argument("--compile", action="store_true", help="every prefill through torch.compile (CUDA graphs)")
+    p.add_argument("--freeze", action="store_true", help="with --compile: the LM's weights frozen into the "
+                   "compiled prefill (bench_prefill.py --freeze)")
     p.add_argument("--compile-update", action="store_true",
                    help="also time the update fused by torch.compile (Backend(compiled=True)); the batches use it")
     p.add_argument("--steps", type=int, default=3, help="the streams' Lloyd steps per frame")
@@ -80,6 +83,8 @@ def main():
                    help="also time the update of this many streams at once (16 frames each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     a = p.parse_args()
+    if a.freeze and not a.compile:
+        p.error("--freeze needs --compile (it freezes the compiled prefill's weights)")
     dev = torch.device(a.device)
     settings = dict(steps=a.steps, spawns=a.spawns)
     torch.manual_seed(0)
@@ -90,7 +95,7 @@ def main():
 
     def eager_lm(embeds):
         return lm(inputs_embeds=embeds, use_cache=True)
-    run_lm = _compiled_prefill(lm) if a.compile else eager_lm
+    run_lm = _compiled_prefill(lm, freeze=a.freeze) if a.compile else eager_lm
 
     def prefill(visual, through=None):
         return (through or run_lm)(torch.cat([text[:, :TEXT_TOKENS // 2], visual, text[:, TEXT_TOKENS // 2:]], 1))
@@ -160,8 +165,8 @@ def main():
              "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
     write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else "")
-                  + ("-update" if a.compile_update else "") + ("" if (a.steps, a.spawns) == (3, 2) else
-                                                               f"-steps{a.steps}-spawns{a.spawns}"),
+                  + ("-frozen" if a.freeze else "") + ("-update" if a.compile_update else "")
+                  + ("" if (a.steps, a.spawns) == (3, 2) else f"-steps{a.steps}-spawns{a.spawns}"),
                   result, "\n".join(lines) + "\n")
 
 
