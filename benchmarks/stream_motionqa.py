@@ -5,7 +5,8 @@ against the same model on the whole video (offline ``hash_video``), on MotionQA 
     python benchmarks/stream_motionqa.py [--videos 100 --seed 7] [--window 4] [--out benchmarks/results/stream-cpu.json]
 
 ``--window W``: the stream keeps its last W frames' tokens and refines the table after each frame
-(``HashStream(window=W)``, ``refine()``), as ``tokendynamics live --refine W`` does.
+(``HashStream(window=W)``, ``refine()``), as ``tokendynamics live --refine W --every 1`` does (it refines
+after each answer).
 """
 
 from __future__ import annotations
