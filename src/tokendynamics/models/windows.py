@@ -1,4 +1,4 @@
-"""The Qwen vision towers' attention, batched by window length where flash-attention is not installed.
+"""The Qwen vision towers' attention, batched by window length when flash-attention is not in use.
 
 Qwen2.5-VL's tower attends within windows (and, in a few layers, within each temporal patch), Qwen3-VL's
 within each temporal patch. With flash-attention, transformers hands every window to one variable-length
