@@ -159,9 +159,10 @@ class HashStream:
             old = kept.reshape(self.batch, -1)
             new = _nearest(z, _centres(st, self.metric), self.metric)
             k = st.counts.shape[1]
-            (raw_old, n_old), (raw_new, n_new) = _grouped(x, old, k), _grouped(x, new, k)
+            raw_old, space_old, n_old = _frame_sums(x, z, old, k)
+            raw_new, space_new, n_new = _frame_sums(x, z, new, k)
             st = st._replace(sums=st.sums - raw_old + raw_new, counts=st.counts - n_old + n_new,
-                             space=st.space - _grouped(z, old, k)[0] + _grouped(z, new, k)[0])
+                             space=st.space - space_old + space_new)
             kept.copy_(new.view(kept.shape))
         means = st.sums / st.counts.clamp_min(1)[..., None]
         cells = kept.reshape(self.batch, -1)
@@ -311,8 +312,7 @@ def _group_rows(space: torch.Tensor, counts: torch.Tensor, *, k: int, metric: st
         worst = misfit(centres).masked_fill(~held, -1).argmax(1, keepdim=True)
         centres = torch.cat([centres, _take(points, worst)], 1)
     for _ in range(iters):
-        group = _nearest(points, centres, metric)
-        sums, cells = _grouped(space, group, k)[0], _grouped(counts[..., None], group, k)[0][..., 0]  # [B, k]
+        sums, cells = _group_totals(space, counts, _nearest(points, centres, metric), k)
         centres = torch.where(cells[..., None] > 0, _point(sums / cells.clamp_min(1)[..., None], metric), centres)
     return _nearest(points, centres, metric)
 
@@ -322,10 +322,16 @@ def _grouped_rows(sums: torch.Tensor, counts: torch.Tensor, group: torch.Tensor,
     """Rows' raw sums ``[B, R, D]`` and counts ``[B, R]`` added up by ``group`` ``[B, R]`` into ``k``: the
     groups' sums ``[B, k, D]`` and counts ``[B, k]``, and the squared error ``[B]`` that joining the rows
     adds (each row's cells measured against its group's mean instead of its own)."""
-    total = _grouped(sums, group, k)[0]
-    n = _grouped(counts[..., None], group, k)[0][..., 0]
+    total, n = _group_totals(sums, counts, group, k)
     own = ((sums ** 2).sum(-1) / counts.clamp_min(1)).sum(-1)
     return total, n, own - ((total ** 2).sum(-1) / n.clamp_min(1)).sum(-1)
+
+
+def _group_totals(vectors: torch.Tensor, counts: torch.Tensor, group: torch.Tensor,
+                  k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows' ``vectors`` ``[B, R, D]`` and cell ``counts`` ``[B, R]`` added up by ``group`` ``[B, R]``
+    into ``k`` groups: ``[B, k, D]`` and the groups' cells ``[B, k]``."""
+    return _grouped(vectors, group, k)[0], _grouped(counts[..., None], group, k)[0][..., 0]
 
 
 def _point(x: torch.Tensor, metric: str) -> torch.Tensor:
@@ -347,6 +353,15 @@ def _grouped(points: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.
     """Per-row float64 sums ``[B, k, D]`` and counts ``[B, k]`` of ``points`` ``[B, N, D]`` by ``labels``."""
     sums, counts = cluster_sums(points, labels, k, dtype=torch.float64)
     return sums, counts.double()
+
+
+def _frame_sums(x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor,
+                k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A frame's per-row float64 sums of its tokens ``x`` and of their points ``z`` in the clustering space
+    (``[B, N, D]`` each) by ``labels`` ``[B, N]``, ``[B, k, D]`` each, and the rows' counts ``[B, k]``; for
+    l2 the points are the tokens, summed once."""
+    raw, counts = _grouped(x, labels, k)
+    return raw, raw if z is x else _grouped(z, labels, k)[0], counts
 
 
 def _nearest(z: torch.Tensor, centres: torch.Tensor, metric: str) -> torch.Tensor:
@@ -397,9 +412,7 @@ def _accumulate(x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, st: _Sta
     """The state with each stream's frame ``x`` (``z`` in the clustering space) ``[B, N, D]`` joined to
     the rows ``labels`` ``[B, N]``: sums, counts, the running error and sums of squares; a non-finite frame
     noted."""
-    k = st.counts.shape[1]
-    raw, counts = _grouped(x, labels, k)
-    space = raw if z is x else _grouped(z, labels, k)[0]  # l2 clusters the tokens themselves
+    raw, space, counts = _frame_sums(x, z, labels, st.counts.shape[1])
     sums, counts = st.sums + raw, st.counts + counts
     xd = x.double()
     error = ((xd - _take(sums / counts.clamp_min(1)[..., None], labels)) ** 2).sum((1, 2))
