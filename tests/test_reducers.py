@@ -344,5 +344,7 @@ def test_a_loaded_token_dynamics_takes_another_k_and_a_named_reducer_defaults_to
     assert Reducer.from_pretrained(tmp_path).with_options().num_tokens is None  # the saved length stays
     with pytest.raises(ValueError, match="full tokens take no options, got num_tokens"):
         Reducer("full", 16, None).with_options(num_tokens=8)
+    with pytest.raises(ValueError, match="exactly one of num_tokens .* or max_distortion"):
+        Reducer.from_pretrained(tmp_path).with_options(num_tokens=5, max_distortion=0.1)
     assert named_length(None, {}) == 8 and named_length(None, {"max_distortion": 0.1}) is None
     assert named_length(16, {}) == 16

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._checks import check_video_tokens, read_safetensors
+from .._checks import check_length_mode, check_video_tokens, read_safetensors
 from ..compact import CompactVideo
 from ..token_dynamics import TokenDynamics
 from .registry import reducers
@@ -72,9 +72,11 @@ class Reducer(nn.Module):
         if options and self.name == FULL:
             raise ValueError(f"full tokens take no options, got {', '.join(sorted(options))} (name a reducer "
                              f"to reduce the video)")
-        length = {"num_tokens": None} if "max_distortion" in options else {}
-        if "num_tokens" in options:
-            length = {"num_tokens": options.pop("num_tokens"), "max_distortion": None}
+        length = {}
+        if "num_tokens" in options or "max_distortion" in options:  # a new length: fixed or adaptive, not both
+            length = {"num_tokens": options.pop("num_tokens", None),
+                      "max_distortion": options.pop("max_distortion", None)}
+            check_length_mode(**length)
         if self.model is not None:
             fixed = sorted(set(options) - set(CLUSTERING))
             if fixed:
@@ -82,10 +84,12 @@ class Reducer(nn.Module):
                                  f"clustering ({', '.join(CLUSTERING)}) can change once it is trained (name the "
                                  f"reducer to build a new, untrained one)")
             self.model.config = dataclasses.replace(self.model.config, **options, **length)
-        self.num_tokens = length.get("num_tokens", self.num_tokens)
         self.options.update(options)
-        if length.get("max_distortion", 0) is None:
+        if length:
+            self.num_tokens = length["num_tokens"]
             self.options.pop("max_distortion", None)
+            if length["max_distortion"] is not None:
+                self.options["max_distortion"] = length["max_distortion"]
         return self
 
     def save_pretrained(self, directory: str | Path) -> None:
