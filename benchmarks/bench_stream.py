@@ -77,8 +77,8 @@ def main():
                    "compiled prefill (bench_prefill.py --freeze)")
     p.add_argument("--compile-update", action="store_true",
                    help="also time the update fused by torch.compile (Backend(compiled=True)); the batches use it")
-    p.add_argument("--steps", type=int, default=3, help="the streams' Lloyd steps per frame")
-    p.add_argument("--spawns", type=int, default=2, help="the streams' merge-and-spawn tries per frame")
+    p.add_argument("--steps", type=int, help="the streams' Lloyd steps per frame (default: HashStream's)")
+    p.add_argument("--spawns", type=int, help="the streams' merge-and-spawn tries per frame (default: HashStream's)")
     p.add_argument("--batches", type=int, nargs="*", default=[8, 32],
                    help="also time the update of this many streams at once (16 frames each)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -86,7 +86,7 @@ def main():
     if a.freeze and not a.compile:
         p.error("--freeze needs --compile (it freezes the compiled prefill's weights)")
     dev = torch.device(a.device)
-    settings = dict(steps=a.steps, spawns=a.spawns)
+    settings = {k: v for k, v in (("steps", a.steps), ("spawns", a.spawns)) if v is not None}  # others: HashStream's
     torch.manual_seed(0)
     frames = torch.randn(a.frames, 14, 14, a.dim, device=dev, dtype=torch.bfloat16)
     lm = build_lm(a.dim, a.layers, dev)
@@ -137,13 +137,15 @@ def main():
             times = per_frame_update(many, a.k, dev, True, b, compiled=a.compile_update, settings=settings)[0]
             median = 1e3 * statistics.median(times[2:])
             batched.append(dict(streams=b, update_ms=median, per_stream_ms=median / b))
+    steps, spawns = streams["graphs"].steps, streams["graphs"].spawns  # what the streams ran
     result = dict(machine=machine(dev), torch=torch.__version__, frames=a.frames, k=a.k, dim=a.dim,
-                  lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, **settings, rows=rows,
+                  lm_layers=a.layers or QWEN2["7b"]["num_hidden_layers"], compiled=a.compile, steps=steps,
+                  spawns=spawns, rows=rows,
                   update_ms=update, batched=batched)
     g, e, n = update["graphs"], update["eager"], update["graphs, no sketch"]
     c = update.get("compiled")
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; {a.frames} frames of 14 x 14 x {a.dim}, "
-             f"K = {a.k}, {a.steps} Lloyd steps and {a.spawns} spawns a frame, LM: Qwen2-7B shape, "
+             f"K = {a.k}, {steps} Lloyd steps and {spawns} spawns a frame, LM: Qwen2-7B shape, "
              f"{result['lm_layers']} layers, bf16, random weights"
              f"{', prefill compiled' if a.compile else ''}.", "",
              "| per-frame update (ms) | first frame (clustered) | second frame | median of the rest | max of the rest |",
@@ -166,7 +168,7 @@ def main():
     lines += [f"| {r['case']} | {r['ttft_ms']:.1f} | {r['faster_than_full']:.1f} |" for r in rows]
     write_results(a.out, f"stream-{dev.type}" + ("-compiled" if a.compile else "")
                   + ("-frozen" if a.freeze else "") + ("-update" if a.compile_update else "")
-                  + ("" if (a.steps, a.spawns) == (3, 2) else f"-steps{a.steps}-spawns{a.spawns}"),
+                  + "".join(f"-{k}{v}" for k, v in settings.items()),
                   result, "\n".join(lines) + "\n")
 
 

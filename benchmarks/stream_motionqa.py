@@ -57,8 +57,7 @@ def main():
             update_ms.append(ms)
             ratios.append(float(table.distortion(features[None])) / float(whole.hash.distortion()))
             for item in items:
-                picks = {name: model.choose(None, [item.question], [list(item.options)], mode="likelihood",
-                                            visual=visual).picks[0]
+                picks = {name: model.choose(None, [item.question], [list(item.options)], visual=visual).picks[0]
                          for name, visual in (("offline", offline), ("streamed", [rows]))}
                 for name, pick in picks.items():
                     right[name] += pick == item.answer
